@@ -29,11 +29,13 @@ NO_GRAD_GRIDS = {**GRIDS, "odin": {"T": GRIDS["odin"]["T"], "eps": [0.0]}, "maha
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default=None, help="a run folder or checkpoint; default: an untrained small_resnet")
+    p.add_argument("--checkpoint", default=None, help="a run folder or checkpoint; default: an untrained --arch")
+    p.add_argument("--arch", default="small_resnet", help="architecture of the untrained model (no --checkpoint)")
     p.add_argument("--benchmark", default="fmnist")
     p.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
     p.add_argument("--channels_last", type=int, default=1)
     p.add_argument("--repeats", type=int, default=2, help="alternate the two measurements this many times, keep the best")
+    p.add_argument("--skip", default="", help="comma-separated detectors to leave out, e.g. knn")
     a = p.parse_args()
 
     bench = get_benchmark(a.benchmark)
@@ -42,7 +44,7 @@ def main():
         model, _ = model_from_checkpoint(resolve_checkpoint(a.checkpoint))
     else:
         torch.manual_seed(0)
-        model = build_model("small_resnet", bench.num_classes, bench.in_channels).eval()
+        model = build_model(a.arch, bench.num_classes, bench.in_channels).eval()
     if a.channels_last:
         model = model.to(memory_format=torch.channels_last)
     tf = eval_transform(bench)
@@ -55,8 +57,10 @@ def main():
         for ds in sets.values():
             predict(model, ds, tf, precision=a.precision, channels_last=bool(a.channels_last))
 
+    dets = [d for d in NO_GRAD if d not in a.skip.split(",")]
+
     def evaluation():
-        return evaluate_model(model, a.benchmark, NO_GRAD, precision=a.precision, channels_last=bool(a.channels_last),
+        return evaluate_model(model, a.benchmark, dets, precision=a.precision, channels_last=bool(a.channels_last),
                               grids=NO_GRAD_GRIDS, log=lambda *_: None)
 
     forward_pass()  # warm-up: allocator, kernels, page cache
@@ -65,9 +69,15 @@ def main():
         t0 = time.perf_counter(); forward_pass(); t_fwd.append(time.perf_counter() - t0)
         t0 = time.perf_counter(); rec = evaluation(); t_eval.append(time.perf_counter() - t0)
     fwd, ev = min(t_fwd), min(t_eval)
-    print(f"data: {len(sets)} sets, {n_images} images; precision {a.precision}; threads {torch.get_num_threads()}")
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model: {a.checkpoint or a.arch} ({n_params / 1e6:.2f}M parameters); precision {a.precision}; "
+          f"threads {torch.get_num_threads()}")
+    print(f"data: {len(sets)} sets, {n_images} images")
     print(f"one forward pass over all of them: {fwd:7.2f} s ({n_images / fwd:,.0f} img/s)")
-    print(f"evaluation, {len(NO_GRAD)} detectors incl. tuning: {ev:7.2f} s ({rec['feature_passes']} feature passes)")
+    print(f"evaluation, {len(dets)} detectors incl. tuning: {ev:7.2f} s ({rec['feature_passes']} feature passes "
+          f"{rec['feature_pass_s']:.2f} s)")
+    print("  per detector, beyond the shared passes: " +
+          ", ".join(f"{d} {t:.2f}s" for d, t in rec["detector_s"].items()))
     print(f"ratio evaluation / forward pass: {ev / fwd:.3f}  (target <= 1.3)")
 
 
