@@ -1,0 +1,89 @@
+"""Cost of an SSOD training step relative to a plain cross-entropy step, same model and batch.
+
+    python benchmarks/step_overhead.py                                  # offline model, 28x28, CPU
+    python benchmarks/step_overhead.py --arch resnet18 --size 224 --batch 256 --device cuda --precision bf16
+
+The SSOD step runs the per-block classification and OOD heads, the sampler (Eq. 7) and the balanced OOD loss (Eq. 9)
+on top of the same forward/backward/AdamW step. The paper claims SSOD adds no cost; target <= 1.05x. The two kinds of
+step are interleaved and each timed many times; the ratio of medians is printed.
+"""
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ssod.losses import SSODLoss  # noqa: E402
+from ssod.model import build_model  # noqa: E402
+from ssod.train import autocast  # noqa: E402
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", default="small_resnet")
+    p.add_argument("--size", type=int, default=28)
+    p.add_argument("--channels", type=int, default=1)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=30, help="timed steps of each kind")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--channels_last", type=int, default=1)
+    p.add_argument("--compile", type=int, default=0)
+    a = p.parse_args()
+
+    device = torch.device(a.device)
+    torch.manual_seed(0)
+    model = build_model(a.arch, 10, a.channels).to(device)
+    if a.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    step_model = torch.compile(model) if a.compile else model
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler(device.type, enabled=a.precision == "fp16")
+    x = torch.randn(a.batch, a.channels, a.size, a.size, device=device)
+    if a.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (a.batch,), device=device)
+    losses = {"ce": SSODLoss(alpha=0.0), "ssod": SSODLoss(alpha=1.5)}
+    g = torch.Generator().manual_seed(0)
+
+    def step(kind):
+        crit = losses[kind]
+        with autocast(device, a.precision):
+            out = step_model(x, blocks=crit.needs_blocks)
+        loss, _ = crit(out, y, g)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    for _ in range(a.warmup):
+        step("ce"), step("ssod")
+    times = {"ce": [], "ssod": []}
+    for i in range(a.steps):
+        for kind in (("ce", "ssod") if i % 2 == 0 else ("ssod", "ce")):
+            sync(device)
+            t0 = time.perf_counter()
+            step(kind)
+            sync(device)
+            times[kind].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    print(f"{a.arch} @{a.size}, batch {a.batch}, {a.precision}, channels_last={bool(a.channels_last)}, "
+          f"compile={bool(a.compile)}, {name}")
+    for k in ("ce", "ssod"):
+        print(f"  {k:5s} step: median {1000 * med[k]:8.2f} ms  ({a.batch / med[k]:,.0f} img/s)")
+    print(f"  SSOD / CE step time: {med['ssod'] / med['ce']:.3f}  (target <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()
