@@ -9,7 +9,7 @@ export SSOD_DATA ?= $(CURDIR)/data
 DEMO_DIR ?= runs/demo
 PAPERMILL := $(BIN)/papermill --log-output --no-progress-bar
 
-.PHONY: install data demo test nbtest pytest sync-check clean-runs
+.PHONY: install data demo reproduce test nbtest pytest sync-check clean-runs
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,17 @@ demo: data
 	time $(PAPERMILL) nbs/train.ipynb $(DEMO_DIR)/ce.ipynb -p alpha 0 -p out_dir $(DEMO_DIR)/ce
 	time $(PAPERMILL) nbs/train.ipynb $(DEMO_DIR)/ssod.ipynb -p alpha 1.5 -p out_dir $(DEMO_DIR)/ssod
 	$(BIN)/python -m ssod.results $(DEMO_DIR)/ce $(DEMO_DIR)/ssod
+
+# Every table and figure notebook at the demo preset on the offline benchmark; runs are shared through runs/store.
+REPRO_NBS := table2_cifar10 table1_imagenet table3_textures table4_alpha table5_balance table6_architectures \
+             fig2_tsne fig3_locality fig4_examples
+reproduce: data
+	@mkdir -p runs/reproduce figures
+	@for nb in $(REPRO_NBS); do \
+	  echo "== $$nb"; \
+	  $(PAPERMILL) nbs/$$nb.ipynb runs/reproduce/$$nb.ipynb || exit 1; \
+	done
+	@ls figures
 
 # notebooks and library must agree: export + clean must not change tracked files
 sync-check: install
