@@ -2,9 +2,12 @@
 and the offline package sources of this machine (Debian packages, npm packages)."""
 from __future__ import annotations
 
+import bz2
 import contextlib
 import gzip
 import hashlib
+import http.client
+import lzma
 import os
 import shutil
 import subprocess
@@ -13,6 +16,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -90,10 +94,13 @@ def download(url: str, dest, md5: str | None = None, timeout: float = 30.0, chun
     """Download `url` to `dest`, resuming a partial `dest.part`, then check `md5`.
     A finished file with the right checksum is not downloaded again."""
     dest = Path(dest)
+    note = ""
     if dest.exists():
-        if md5 is None or md5sum(dest) == md5:
+        got = None if md5 is None else md5sum(dest)
+        if got == md5:
             return dest
-        dest.unlink()
+        dest.unlink()  # e.g. a file put there by hand that is not the expected one
+        note = f" (the file that was there had md5 {got}, not {md5}; it was deleted)"
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
@@ -107,12 +114,24 @@ def download(url: str, dest, md5: str | None = None, timeout: float = 30.0, chun
             raise DataScriptError(f"download of {url} failed: HTTP {e.code} {e.reason}") from e
     except (urllib.error.URLError, OSError) as e:
         raise OfflineError(f"cannot reach {url} ({e}). This machine looks offline: download the file by hand "
-                           f"to {dest} (md5 {md5 or 'not published'}) and run the script again.") from e
+                           f"to {dest} (md5 {md5 or 'not published'}) and run the script again.{note}") from e
     if resp is not None:
         with resp:
-            mode = "ab" if have and resp.status == 206 else "wb"
-            with open(part, mode) as f:
-                shutil.copyfileobj(resp, f, chunk)
+            # 206: the server honoured the Range header, append; anything else (200, file:// URLs) starts over
+            mode = "ab" if have and getattr(resp, "status", None) == 206 else "wb"
+            start = have if mode == "ab" else 0
+            length = resp.headers.get("Content-Length") if resp.headers is not None else None
+            try:
+                with open(part, mode) as f:
+                    shutil.copyfileobj(resp, f, chunk)
+                got = part.stat().st_size
+                # http.client ends a body cut short by the server silently: compare with the announced length
+                if length is not None and length.isdigit() and got - start < int(length):
+                    raise http.client.IncompleteRead(b"", int(length) - (got - start))
+            except (OSError, http.client.HTTPException) as e:  # connection dropped, timeout, short body
+                got = part.stat().st_size if part.exists() else 0
+                raise DataScriptError(f"download of {url} was interrupted after {got} bytes ({type(e).__name__}: {e}); "
+                                      f"run the script again to resume it from {part}") from e
     os.replace(part, dest)
     check_md5(dest, md5)
     return dest
@@ -126,43 +145,74 @@ def _check_member_path(name: str, archive):
         raise DataScriptError(f"refusing to extract {archive}: member {name!r} would land outside the target folder")
 
 
-def safe_extract(archive, dest) -> Path:
+def _link_escapes(m: tarfile.TarInfo) -> bool:
+    "Whether a tar (sym)link member points outside the extraction folder."
+    if Path(m.linkname).is_absolute() or m.linkname.startswith(("/", "\\")):
+        return True
+    # a symlink's target is relative to the link's folder, a hard link's to the archive root
+    target = os.path.join(os.path.dirname(m.name), m.linkname) if m.issym() else m.linkname
+    target = os.path.normpath(target)
+    return target == ".." or target.startswith(".." + os.sep) or os.path.isabs(target)
+
+
+def safe_extract(archive, dest, members=None) -> Path:
     """Extract a tar (any compression) or zip archive into `dest`, refusing members with absolute or `..` paths,
     links that point outside, and device files. A truncated or corrupted archive raises `DataScriptError`
-    and leaves no partial folder behind."""
+    and leaves no partial folder behind. `members`: optional predicate on member names; only those for which
+    it is true are extracted (every member is still checked)."""
     archive, dest = Path(archive), Path(dest)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent if dest.parent.exists() else None))
+    # the temporary folder sits next to `dest` so the final moves never cross file systems
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    corrupt = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError)
     try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as z:
-                for info in z.infolist():
-                    _check_member_path(info.filename, archive)
-                bad = z.testzip()
-                if bad is not None:
-                    raise DataScriptError(f"{archive} is corrupted (bad CRC in {bad}); delete it and download again")
-                z.extractall(tmp)
-        else:
-            try:
+        try:
+            if zipfile.is_zipfile(archive):
+                with zipfile.ZipFile(archive) as z:
+                    infos = z.infolist()
+                    for info in infos:
+                        _check_member_path(info.filename, archive)
+                    bad = z.testzip()
+                    if bad is not None:
+                        raise DataScriptError(f"{archive} is corrupted (bad CRC in {bad}); delete it and download again")
+                    z.extractall(tmp, [i for i in infos if members is None or members(i.filename)])
+            else:
                 with tarfile.open(archive) as t:
-                    members = t.getmembers()
-                    for m in members:
+                    chosen = []
+                    for m in t:   # iterating reads the headers one by one (no list of TarInfos built twice)
                         _check_member_path(m.name, archive)
-                        if m.islnk() or m.issym():
-                            target = Path(m.name).parent / m.linkname if m.issym() else Path(m.linkname)
-                            if Path(m.linkname).is_absolute() or ".." in target.parts:
-                                raise DataScriptError(f"refusing to extract {archive}: link {m.name!r} points outside "
-                                                      f"the target folder ({m.linkname!r})")
+                        if (m.islnk() or m.issym()) and _link_escapes(m):
+                            raise DataScriptError(f"refusing to extract {archive}: link {m.name!r} points outside "
+                                                  f"the target folder ({m.linkname!r})")
                         if m.isdev():
                             raise DataScriptError(f"refusing to extract {archive}: device file {m.name!r}")
-                    t.extractall(tmp, filter="data")
-            except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile) as e:
-                raise DataScriptError(f"{archive} is truncated or corrupted ({type(e).__name__}: {e}); "
-                                      "delete it and download again") from e
+                        if members is None or members(m.name):
+                            chosen.append(m)
+                    # tarfile stops quietly at a damaged header after the first one; reading a compressed stream to
+                    # its end makes gzip / bz2 / xz check their own CRC, which catches that kind of damage
+                    if isinstance(t.fileobj, (gzip.GzipFile, bz2.BZ2File, lzma.LZMAFile)):
+                        t.fileobj.seek(t.offset)
+                        while t.fileobj.read(1 << 20):
+                            pass
+                    t.extractall(tmp, members=chosen, filter="data")
+        except tarfile.FilterError as e:  # a member the checks above let through but tarfile's data filter refuses
+            raise DataScriptError(f"refusing to extract {archive}: {e}") from e
+        except OSError as e:
+            if e.errno is not None and not isinstance(e, gzip.BadGzipFile):  # writing failed: disk full, read-only, ...
+                raise DataScriptError(f"could not extract {archive} into {dest.parent} ({type(e).__name__}: {e}); "
+                                      "free some space or fix the permissions and run again") from e
+            raise DataScriptError(f"{archive} is truncated or corrupted ({type(e).__name__}: {e}); "
+                                  "delete it and download again") from e
+        except corrupt as e:
+            raise DataScriptError(f"{archive} is truncated or corrupted ({type(e).__name__}: {e}); "
+                                  "delete it and download again") from e
         dest.mkdir(parents=True, exist_ok=True)
         for item in tmp.iterdir():
             target = dest / item.name
-            if target.exists():
-                shutil.rmtree(target) if target.is_dir() else target.unlink()
+            if target.is_symlink() or target.is_file():
+                target.unlink()
+            elif target.exists():
+                shutil.rmtree(target)
             os.replace(item, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

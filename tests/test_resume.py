@@ -35,10 +35,12 @@ def assert_same_weights(a, b):
         assert torch.equal(a[k], b[k]), f"{k} differs"
 
 
-@pytest.mark.parametrize("balance", ["lwb", "dr"])
-def test_resume_in_process_matches_uninterrupted(tmp_path, data_root, balance):
-    full = Trainer(make_config("demo", out_dir=str(tmp_path / "full"), balance=balance, **TINY), progress=False).fit()
-    cfg = make_config("demo", out_dir=str(tmp_path / "cut"), balance=balance, **TINY)
+@pytest.mark.parametrize("method,balance", [("ssod", "lwb"), ("ssod", "dr"), ("ce", "lwb"), ("godin", "lwb"),
+                                            ("supcon", "lwb"), ("ssod_supcon", "lwb"), ("csi", "lwb"), ("mos", "lwb")])
+def test_resume_in_process_matches_uninterrupted(tmp_path, data_root, method, balance):
+    kw = dict(method=method, balance=balance, **TINY)
+    full = Trainer(make_config("demo", out_dir=str(tmp_path / "full"), **kw), progress=False).fit()
+    cfg = make_config("demo", out_dir=str(tmp_path / "cut"), **kw)
     with pytest.raises(Interrupt):
         Trainer(cfg, callbacks=[stop_after(1)], progress=False).fit()
     assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["epoch"] == 1

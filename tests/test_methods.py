@@ -1,0 +1,43 @@
+"""The training-based baselines (notebook 03a) on a tiny budget: each trains through the shared trainer and its own score
+ranks Fashion-MNIST test images above uniform noise."""
+import pytest
+import torch
+
+from ssod.data import ImageSet, get_benchmark, load_dataset
+from ssod.detectors import make_detector
+from ssod.metrics import auroc
+from ssod.train import Trainer, eval_transform, make_config, predict
+
+CASES = [("godin", "godin", 10000), ("mos", "mos", 10000), ("supcon", "knn", 5000), ("ssod_supcon", "ssod", 5000),
+         ("csi", "csi", 3000)]
+
+
+@pytest.mark.parametrize("method,detector,n_train", CASES)
+def test_method_score_direction(tmp_path, data_root, method, detector, n_train):
+    cfg = make_config("demo", method=method, epochs=2, batch_size=64, limit_train=n_train, augment="none",
+                      out_dir=str(tmp_path / method))
+    trainer = Trainer(cfg, progress=False, log=lambda *a: None).fit()
+    model = trainer.model.eval()
+    assert all(torch.isfinite(torch.tensor(v)) for h in trainer.history for k, v in h.items() if k.startswith("train_"))
+    tf = eval_transform(get_benchmark("fmnist"))
+    test = load_dataset("fashion_mnist", "test").subset(range(500))
+    noise = ImageSet(torch.randint(0, 256, (300, 1, 28, 28), generator=torch.Generator().manual_seed(0),
+                                   dtype=torch.uint8), None, "noise")
+    det = make_detector(detector, model)
+    if det.needs_fit:
+        det.fit(predict(model, load_dataset("fashion_mnist", "train").subset(range(n_train)), tf))
+    if det.needs_inputs:
+        s_id, s_ood = det.score_inputs(model, test, tf), det.score_inputs(model, noise, tf)
+    else:
+        s_id, s_ood = det.score(predict(model, test, tf)), det.score(predict(model, noise, tf))
+    assert s_id.shape == (500,) and torch.isfinite(s_id).all() and torch.isfinite(s_ood).all()
+    assert auroc(s_id, s_ood) > 0.8, (method, auroc(s_id, s_ood))
+    assert trainer.history[-1]["val_acc"] > 0.6
+
+
+def test_method_scores_need_their_networks(tmp_path, data_root):
+    cfg = make_config("demo", epochs=1, batch_size=64, limit_train=256, out_dir=str(tmp_path / "ssod"))
+    model = Trainer(cfg, progress=False, log=lambda *a: None).fit().model
+    for name in ("mos", "csi"):
+        with pytest.raises(ValueError, match=f"needs a network trained with method='{name}'"):
+            make_detector(name, model)
