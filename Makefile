@@ -9,7 +9,7 @@ export SSOD_DATA ?= $(CURDIR)/data
 DEMO_DIR ?= runs/demo
 PAPERMILL := $(BIN)/papermill --log-output --no-progress-bar
 
-.PHONY: install data demo reproduce test nbtest pytest sync-check clean-runs
+.PHONY: install data demo reproduce baselines test nbtest pytest sync-check clean-runs
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ reproduce: data
 	  $(PAPERMILL) nbs/$$nb.ipynb runs/reproduce/$$nb.ipynb || exit 1; \
 	done
 	@ls figures
+
+# Every method (post-hoc baselines, SSOD, GODIN, SupCon, SSOD+SupCon, CSI, MOS), same budget, one table.
+baselines: data
+	@mkdir -p runs/reproduce figures
+	time $(PAPERMILL) nbs/baselines.ipynb runs/reproduce/baselines.ipynb
+	@cat figures/baselines.md
 
 # notebooks and library must agree: export + clean must not change tracked files
 sync-check: install
