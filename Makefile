@@ -14,7 +14,7 @@ PAPERMILL := $(BIN)/papermill --log-output --no-progress-bar
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-compile -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
 install: $(STAMP)

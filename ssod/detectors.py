@@ -42,28 +42,33 @@ class Energy(Detector):
     def score(self, outputs): return energy_score(outputs.logits, self.T)
 
 # %% ../nbs/07_detectors.ipynb #a2b849ee
-def perturbed_outputs(model, ds: ImageSet, transform: BatchTransform, objective, eps: float, batch_size: int = 256,
-                      device="cpu", precision: str = "fp32") -> Outputs:
-    "Outputs on inputs moved one step of size eps (pixel units) up the gradient of `objective(NetOutput) -> (B,)`."
+def perturbed_outputs(model, ds: ImageSet, transform: BatchTransform, objective, eps, batch_size: int = 256,
+                      device="cpu", precision: str = "fp32"):
+    """Outputs on inputs moved one step of size eps (pixel units) up the gradient of `objective(NetOutput) -> (B,)`.
+    `eps` a list: one gradient per batch serves every step size, and a list of Outputs comes back (tuning uses it)."""
+    eps_list = [eps] if np.isscalar(eps) else list(eps)
     device = torch.device(device)
     was_training = model.training
     model.eval()
     dtype = next(model.parameters()).dtype
     std = torch.tensor(transform.std, device=device, dtype=dtype).view(1, -1, 1, 1)
-    parts = []
+    parts = [[] for _ in eps_list]
     try:
         for x, y in make_loader(ds, batch_size, transform, device=device, workers=8):
             x = x.to(dtype).clone().requires_grad_(True)
             with autocast(device, precision):
                 obj = objective(model(x))
             (grad,) = torch.autograd.grad(obj.float().sum(), x)
-            with torch.no_grad(), autocast(device, precision):
-                o = model(x + eps / std * grad.sign())
-            parts.append(Outputs(o.logits.float().cpu(), o.features.float().cpu(), o.id_logit.float().cpu(),
-                                 None if y is None else y.cpu()))
+            sign = grad.sign()
+            for e, part in zip(eps_list, parts):
+                with torch.no_grad(), autocast(device, precision):
+                    o = model(x + e / std * sign)
+                part.append(Outputs(o.logits.float().cpu(), o.features.float().cpu(), o.id_logit.float().cpu(),
+                                    None if y is None else y.cpu()))
     finally:
         model.train(was_training)
-    return Outputs.cat(parts)
+    outs = [Outputs.cat(part) for part in parts]
+    return outs[0] if np.isscalar(eps) else outs
 
 class InputDetector(Detector):
     "A detector that, with eps > 0, scores pre-processed inputs (needs the model and the images)."
@@ -77,7 +82,12 @@ class InputDetector(Detector):
         raise NotImplementedError
 
     def score_inputs(self, model, ds, transform, device="cpu", precision="fp32", batch_size=256) -> torch.Tensor:
-        return self.score(perturbed_outputs(model, ds, transform, self.objective, self.eps, batch_size, device, precision))
+        return self.score_inputs_eps(model, ds, transform, [self.eps], device, precision, batch_size)[self.eps]
+
+    def score_inputs_eps(self, model, ds, transform, eps_list, device="cpu", precision="fp32", batch_size=256) -> dict:
+        "{eps: scores} for several step sizes from one gradient pass (the gradient does not depend on eps)."
+        outs = perturbed_outputs(model, ds, transform, self.objective, eps_list, batch_size, device, precision)
+        return {e: self.score(o) for e, o in zip(eps_list, outs)}
 
 # %% ../nbs/07_detectors.ipynb #639effc9
 class ODIN(InputDetector):
@@ -321,22 +331,30 @@ def tune(name: str, model, val_id: Outputs, val_ood: Outputs, train: Outputs | N
         det = make_detector("knn").fit(train)
         s_id, s_ood = det.score_ks(val_id, grid["k"]), det.score_ks(val_ood, grid["k"])
         results = {(("k", k),): auroc(s_id[k], s_ood[k]) for k in grid["k"]}
-    else:
-        for values in itertools.product(*grid.values()):
-            params = dict(zip(grid.keys(), values))
-            det = make_detector(name, model, **params)
+    else:  # eps apart, the grid's other values fix the detector; one gradient pass scores all its eps > 0
+        keys, scores = list(grid), {}
+        rest = [k for k in keys if k != "eps"]
+        positive = [e for e in grid.get("eps", []) if e > 0]
+        if positive and inputs is None:
+            raise ValueError(f"tuning {name} with eps > 0 needs `inputs`")
+        kw = {k: inputs[k] for k in ("transform", "device", "precision")} if positive else {}
+        for values in itertools.product(*(grid[k] for k in rest)):
+            base = dict(zip(rest, values))
+            det = make_detector(name, model, **base)
             if det.needs_fit:
                 det.fit(train)
-            if det.needs_inputs:
-                if inputs is None:
-                    raise ValueError(f"tuning {name} with eps > 0 needs `inputs`")
-                kw = {k: inputs[k] for k in ("transform", "device", "precision")}
-                s_id = det.score_inputs(inputs["model"], inputs["val_id_set"], **kw)
-                s_ood = None if name in ID_ONLY_TUNING else det.score_inputs(inputs["model"], inputs["val_ood_set"], **kw)
-            else:
-                s_id, s_ood = det.score(val_id), (None if name in ID_ONLY_TUNING else det.score(val_ood))
-            # GODIN: the mean ID validation score (its paper's rule, no OOD data); others: AUROC
-            results[tuple(params.items())] = s_id.mean().item() if name in ID_ONLY_TUNING else auroc(s_id, s_ood)
+            per_eps = {e: (det.score(val_id), None if name in ID_ONLY_TUNING else det.score(val_ood))
+                       for e in grid.get("eps", [0.0]) if e <= 0}
+            if positive:
+                ids = det.score_inputs_eps(inputs["model"], inputs["val_id_set"], eps_list=positive, **kw)
+                oods = None if name in ID_ONLY_TUNING else det.score_inputs_eps(inputs["model"], inputs["val_ood_set"],
+                                                                                eps_list=positive, **kw)
+                per_eps.update({e: (ids[e], None if oods is None else oods[e]) for e in positive})
+            for e, (s_id, s_ood) in per_eps.items():
+                key = tuple((k, e if k == "eps" else base[k]) for k in keys) if "eps" in grid else tuple(base.items())
+                # GODIN: the mean ID validation score (its paper's rule, no OOD data); others: AUROC
+                scores[key] = s_id.mean().item() if name in ID_ONLY_TUNING else auroc(s_id, s_ood)
+        results = {tuple(zip(keys, values)): scores[tuple(zip(keys, values))] for values in itertools.product(*grid.values())}
     best = max(results, key=results.get)
     scale = 1 if name in ID_ONLY_TUNING else 100
     return dict(best), {", ".join(f"{k}={v}" for k, v in key): round(scale * a, 4) for key, a in results.items()}
