@@ -137,7 +137,7 @@ def read_rgb(path) -> np.ndarray:
 
 def resize_center_crop(img: np.ndarray, size: int = SIZE) -> np.ndarray:
     """H x W x 3 uint8 -> 3 x size x size uint8: shorter side resized to `size` (bilinear, antialiased), centre crop.
-    The same operations as `ssod.data.to_image_set` (torchvision v2 Resize(size, antialias=True) + CenterCrop)."""
+    torchvision v2 Resize(size, antialias=True) + CenterCrop, as the 32x32 OOD sets of the CIFAR-10 benchmark are made."""
     import torch
     from torchvision.transforms.v2 import functional as TF
     t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)

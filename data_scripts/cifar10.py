@@ -8,11 +8,10 @@ file is checked against torchvision's md5 before the folder is moved into place.
 checksums (e.g. from an earlier `CIFAR10(ROOT, download=True)`) is reported ready."""
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
-from .archives import extract_fresh, fetch, official_only, raw_dir
+from .archives import clear_folder, extract_fresh, fetch, install_folder, official_only, raw_dir
 from .common import DataScriptError, check_md5, md5sum
 
 
@@ -57,12 +56,8 @@ def prepare(root, cache=None, source="auto", log=print):
             if not (src / f).exists():
                 raise DataScriptError(f"{archive} lacks {FOLDER}/{f}; delete it and run again")
             check_md5(src / f, m, keep_bad=True)
-        dest = folder(root)
-        if dest.is_symlink() or dest.is_file():
-            dest.unlink()
-        elif dest.exists():  # an incomplete or corrupted earlier copy
-            shutil.rmtree(dest)
-        os.replace(src, dest)
+        clear_folder(folder(root))  # an incomplete or corrupted earlier copy
+        install_folder(src, folder(root))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log(f"cifar10: {len(FILES)} batch files -> {folder(root)}")

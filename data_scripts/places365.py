@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .archives import (check_count, clear_folder, fetch_and_extract, list_images, load_images32, official_only,
+from .archives import (clear_folder, fetch_and_extract, list_images, load_images32, official_only,
                        ood32_path, raw_dir, ready, write_ood32)
 from .common import DataScriptError, md5sum
 
@@ -73,7 +73,7 @@ def read_list(path=None) -> list[str]:
         raise DataScriptError(f"the Places365 subset list {path} is a folder")
     if not path.exists():
         raise DataScriptError(f"the Places365 subset list {path} is missing; restore it from the repository")
-    if LIST_MD5 is not None and md5sum(path) != LIST_MD5:
+    if md5sum(path) != LIST_MD5:
         raise DataScriptError(f"the Places365 subset list {path} was modified (md5 {md5sum(path)}, expected "
                               f"{LIST_MD5}); restore it from the repository")
     return validate_list(path.read_text().split(), where=str(path))
@@ -94,9 +94,8 @@ def prepare(root, cache=None, source="auto", log=print):
         clear_folder(folder)   # extracted again next time
         raise DataScriptError(f"places365: {len(missing)} of the {len(names)} listed images are not in {archive} "
                               f"(first: {missing[0]}); it may be truncated: delete it and run again")
-    paths = [by_name[s] for s in names]
-    check_count(NAME, paths, N_IMAGES, folder, archive)
+    paths = [by_name[s] for s in names]  # exactly N_IMAGES: read_list checked the list, the loop above the files
     images = load_images32(paths, resize=True, log=log, name=NAME)
-    write_ood32(root, NAME, images, None, log, source=URL, list_file=Path(LIST_FILE).name, list_md5=LIST_MD5 or "",
+    write_ood32(root, NAME, images, None, log, source=URL, list_file=Path(LIST_FILE).name, list_md5=LIST_MD5,
                 seed=SEED, n=len(paths), files=names,
                 preprocessing="shorter side to 32 (bilinear, antialiased), centre crop 32x32, RGB")

@@ -18,7 +18,7 @@ __all__ = ['DATASETS', 'FMNIST_CLASSES', 'VAL_SIZE', 'SPLIT_SEED', 'OFFLINE_OOD'
            'BENCHMARKS', 'IMAGE_EXTS', 'data_root', 'DataNotFound', 'ImageSet', 'load_image_file', 'DatasetSpec',
            'register', 'load_dataset', 'train_val_split', 'Benchmark', 'get_benchmark', 'shuffled_patches',
            'load_val_ood', 'rrc_params', 'crop_resize', 'BatchTransform', 'TensorLoader', 'FolderLoader', 'make_loader',
-           'FolderSet', 'image_folder', 'folder_transform', 'to_image_set']
+           'FolderSet', 'image_folder', 'eval_ops', 'folder_transform', 'to_image_set']
 
 # %% ../nbs/04_data.ipynb #3a0ed540
 def data_root(root=None) -> Path:
@@ -361,7 +361,7 @@ class FolderLoader(TensorLoader):
         dl = torch.utils.data.DataLoader(_FolderDataset(self.ds, folder_transform(self.transform), self.views),
                                          batch_sampler=_RankBatches(self), num_workers=self.workers,
                                          pin_memory=self.device.type == "cuda",
-                                         worker_init_fn=_seed_worker(self.seed * 100_003 + self.epoch),
+                                         worker_init_fn=_seed_worker(self.seed * 100_003 + self.epoch, self.rank),
                                          persistent_workers=False)
         for x, y in dl:
             if self.views > 1:  # B x V x C x H x W -> view 1 of the batch, then view 2, ...
@@ -369,10 +369,10 @@ class FolderLoader(TensorLoader):
             yield (x.to(self.device, non_blocking=True),
                    None if self.ds.labels is None else y.to(self.device, non_blocking=True))
 
-def _seed_worker(base: int):
-    "Each worker's augmentation stream is seeded by (run seed, epoch, worker id)."
+def _seed_worker(base: int, rank: int = 0):
+    "Each worker's augmentation stream is seeded by (run seed, epoch, rank, worker id): no two workers share a stream."
     def init(worker_id):
-        torch.manual_seed(base * 1_000 + worker_id)
+        torch.manual_seed(base * 1_000_000 + rank * 1_000 + worker_id)
     return init
 
 def make_loader(ds, batch_size: int, transform: BatchTransform, **kw):
@@ -400,20 +400,27 @@ class FolderSet:
         return FolderSet([self.paths[i] for i in idx], None if self.labels is None else self.labels[idx],
                          name or self.name, self.classes)
 
-def image_folder(folder, name: str, labelled: bool = False, prepare: str = "", root=None) -> FolderSet:
-    "All images under `folder` (recursive, sorted). labelled: the first-level sub-folders are the classes."
+def image_folder(folder, name: str, labelled: bool = False, prepare: str = "") -> FolderSet:
+    """All images under `folder` (recursive, sorted; hidden files and folders skipped, as `data_scripts` counts them).
+    labelled: the first-level sub-folders are the classes."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataNotFound(f"data set {name!r} not found at {folder}." + (f" Prepare it first: `{prepare}`" if prepare else ""))
-    paths = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    paths = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     if not paths:
         raise DataNotFound(f"data set {name!r}: no images under {folder}")
     if not labelled:
         return FolderSet(paths, None, name)
-    classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
     index = {c: i for i, c in enumerate(classes)}
     labels = torch.tensor([index[Path(p).relative_to(folder).parts[0]] for p in paths])
     return FolderSet(paths, labels, name, classes)
+
+def eval_ops(size: int) -> list:
+    "Evaluation preprocessing of a folder image: shorter side to size * 256 / 224, centre crop size x size."
+    from torchvision.transforms import v2
+    return [v2.Resize(round(size * 256 / 224), antialias=True), v2.CenterCrop(size)]
 
 def folder_transform(t: "BatchTransform"):
     "torchvision per-image transform equivalent to a BatchTransform (RGB, size, normalisation, augmentation)."
@@ -421,16 +428,16 @@ def folder_transform(t: "BatchTransform"):
     if t.train and t.augment == "rrc":
         ops = [v2.RandomResizedCrop(t.size, scale=t.scale, antialias=True)]
     else:
-        ops = [v2.Resize(round(t.size * 256 / 224), antialias=True), v2.CenterCrop(t.size)]
+        ops = eval_ops(t.size)
     if t.train and t.hflip:
         ops.append(v2.RandomHorizontalFlip())
     return v2.Compose([v2.ToImage(), *ops, v2.ToDtype(torch.float32, scale=True), v2.Normalize(t.mean, t.std)])
 
 def to_image_set(ds: FolderSet, size: int) -> ImageSet:
-    "Decode a (small) FolderSet into memory: shorter side resized to `size`, centre crop, uint8."
+    "Decode a (small) FolderSet into memory as evaluation sees it (`eval_ops`), uint8 at size x size."
     from PIL import Image
     from torchvision.transforms import v2
-    tf = v2.Compose([v2.ToImage(), v2.Resize(size, antialias=True), v2.CenterCrop(size)])
+    tf = v2.Compose([v2.ToImage(), *eval_ops(size)])  # the validation OOD set must differ from ID only by its shuffling
     imgs = []
     for p in ds.paths:
         with Image.open(p) as im:

@@ -14,15 +14,15 @@ import torch
 import torch.nn.functional as F
 
 from .framework import Detector, Outputs, id_factor, ood_factor, upcast
-from .data import ImageSet, BatchTransform, make_loader
-from .train import predict, autocast, save_atomic
+from .data import ImageSet, BatchTransform
+from .train import predict, eval_batches, autocast, save_atomic
 from .metrics import auroc
+from .methods import rotate
 
 # %% auto #0
-__all__ = ['DETECTORS', 'POSTHOC', 'SSOD_DETECTORS', 'GRIDS', 'METHOD_DETECTORS', 'ID_ONLY_TUNING', 'MSP', 'energy_score',
-           'Energy', 'perturbed_outputs', 'InputDetector', 'ODIN', 'Mahalanobis', 'kth_neighbour_distance', 'KNN',
-           'percentile', 'ReAct', 'SSOD', 'SSODPosterior', 'GODIN', 'MOS', 'rotated_outputs', 'CSI', 'make_detector',
-           'model_fingerprint', 'FeatureCache', 'tune']
+__all__ = ['DETECTORS', 'POSTHOC', 'SSOD_DETECTORS', 'GRIDS', 'METHOD_DETECTORS', 'MSP', 'energy_score', 'Energy',
+           'perturbed_outputs', 'InputDetector', 'ODIN', 'Mahalanobis', 'kth_neighbour_distance', 'KNN', 'ReAct',
+           'SSOD', 'SSODPosterior', 'GODIN', 'MOS', 'CSI', 'make_detector', 'model_fingerprint', 'FeatureCache', 'tune']
 
 # %% ../nbs/07_detectors.ipynb #0b9f6c33
 class MSP(Detector):
@@ -48,25 +48,19 @@ def perturbed_outputs(model, ds: ImageSet, transform: BatchTransform, objective,
     `eps` a list: one gradient per batch serves every step size, and a list of Outputs comes back (tuning uses it)."""
     eps_list = [eps] if np.isscalar(eps) else list(eps)
     device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    dtype = next(model.parameters()).dtype
-    std = torch.tensor(transform.std, device=device, dtype=dtype).view(1, -1, 1, 1)
+    std = torch.tensor(transform.std, device=device, dtype=next(model.parameters()).dtype).view(1, -1, 1, 1)
     parts = [[] for _ in eps_list]
-    try:
-        for x, y in make_loader(ds, batch_size, transform, device=device, workers=8):
-            x = x.to(dtype).clone().requires_grad_(True)
-            with autocast(device, precision):
-                obj = objective(model(x))
-            (grad,) = torch.autograd.grad(obj.float().sum(), x)
-            sign = grad.sign()
-            for e, part in zip(eps_list, parts):
-                with torch.no_grad(), autocast(device, precision):
-                    o = model(x + e / std * sign)
-                part.append(Outputs(o.logits.float().cpu(), o.features.float().cpu(), o.id_logit.float().cpu(),
-                                    None if y is None else y.cpu()))
-    finally:
-        model.train(was_training)
+    for x, y in eval_batches(model, ds, transform, batch_size, device):
+        x = x.clone().requires_grad_(True)
+        with autocast(device, precision):
+            obj = objective(model(x))
+        (grad,) = torch.autograd.grad(obj.float().sum(), x)
+        sign = grad.sign()
+        for e, part in zip(eps_list, parts):
+            with torch.no_grad(), autocast(device, precision):
+                o = model(x + e / std * sign)
+            part.append(Outputs(o.logits.float().cpu(), o.features.float().cpu(), o.id_logit.float().cpu(),
+                                None if y is None else y.cpu()))
     outs = [Outputs.cat(part) for part in parts]
     return outs[0] if np.isscalar(eps) else outs
 
@@ -155,14 +149,6 @@ class KNN(Detector):
         return {k: -v for k, v in d.items()}
 
 # %% ../nbs/07_detectors.ipynb #2415b2bb
-def percentile(x: torch.Tensor, q: float) -> float:
-    "The q-th percentile of all entries of x, linearly interpolated as numpy's default; O(n) by partial sorting."
-    a = x.detach().float().cpu().numpy().ravel()
-    pos = q / 100 * (a.size - 1)
-    lo, hi = int(np.floor(pos)), int(np.ceil(pos))
-    part = np.partition(a, [lo, hi])
-    return float(part[lo] + (part[hi] - part[lo]) * (pos - lo))
-
 class ReAct(Detector):
     "ReAct (Sun et al. 2021): energy of f_cls(min(h(x), c)), c = percentile p of ID training activations."
     name, needs_fit, hyperparameters = "react", True, ("percentile",)
@@ -170,7 +156,7 @@ class ReAct(Detector):
         self.head, self.percentile, self.T = head, percentile, T
 
     def fit(self, train: Outputs):
-        self.c = percentile(train.features, self.percentile)
+        self.c = float(np.percentile(train.features.detach().float().cpu().numpy(), self.percentile))  # partial sort, O(n)
         return self
 
     @torch.no_grad()
@@ -200,8 +186,10 @@ class GODIN(InputDetector):
     "Generalized ODIN (Hsu et al. 2020): max_i h_i(x~), x~ = x + eps sign(grad_x max_i h_i(x))."
     name, hyperparameters = "godin", ("eps",)
     def __init__(self, eps: float = 0.0025): self.eps = eps
+    tunes_on_ood = False  # GODIN picks eps by the mean ID validation score (its paper's rule, no OOD data)
     def objective(self, out): return upcast(out.logits).amax(-1)
     def score(self, outputs): return outputs.logits.amax(-1)
+    def id_selection_score(self, s_id): return s_id.mean().item()
 
 class MOS(Detector):
     "Minimum Others Score (Huang & Li 2021): -min_k p_others^k(x)."
@@ -212,19 +200,6 @@ class MOS(Detector):
         p = next(self.head.parameters())
         return -self.head.others(outputs.features.to(device=p.device, dtype=p.dtype)).amin(-1).float().cpu()
 
-def rotated_outputs(model, ds, transform, r: int, batch_size: int = 512, device="cpu", precision="fp32") -> Outputs:
-    "Outputs of `model` on every image rotated by r * 90 degrees."
-    device = torch.device(device)
-    model.eval()
-    dtype = next(model.parameters()).dtype
-    parts = []
-    with torch.no_grad():
-        for x, y in make_loader(ds, batch_size, transform, device=device, workers=8):
-            with autocast(device, precision):
-                o = model(torch.rot90(x.to(dtype), r, dims=(2, 3)))
-            parts.append(Outputs(o.logits.float().cpu(), o.features.float().cpu(), o.id_logit.float().cpu()))
-    return Outputs.cat(parts)
-
 class CSI(Detector):
     "SupCSI score (Tack et al. 2020): max_y mean_r p(y, r | rot_r(x)) from the joint head."
     name, needs_inputs = "csi", True
@@ -233,12 +208,16 @@ class CSI(Detector):
     def score_inputs(self, model, ds, transform, device="cpu", precision="fp32", batch_size=512):
         m, R = self.head.m, self.head.r
         p = next(self.head.parameters())
-        total = 0.0
-        for r in range(R):
-            f = rotated_outputs(model, ds, transform, r, batch_size, device, precision).features
-            prob = upcast(self.head.aux(f.to(device=p.device, dtype=p.dtype))).softmax(-1).cpu()
-            total = total + prob.view(-1, m, R)[:, :, r]
-        return (total / R).amax(-1)
+        scores = []
+        for x, _ in eval_batches(model, ds, transform, batch_size, device):  # one pass, every rotation of each batch
+            total = 0.0
+            for r in range(R):
+                with autocast(torch.device(device), precision):
+                    f = model(rotate(x, r)).features.float()
+                prob = upcast(self.head.aux(f.to(device=p.device, dtype=p.dtype))).softmax(-1).cpu()
+                total = total + prob.view(-1, m, R)[:, :, r]
+            scores.append((total / R).amax(-1))
+        return torch.cat(scores)
 
 # %% ../nbs/07_detectors.ipynb #a763b355
 DETECTORS = ("msp", "odin", "energy", "mahalanobis", "knn", "react", "ssod", "ssod_posterior", "godin", "mos", "csi")
@@ -251,7 +230,7 @@ GRIDS = {
     "react": {"percentile": [85, 90, 95, 99]},
     "godin": {"eps": [0.0, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08]},   # GODIN's grid; chosen on ID data alone
 }
-METHOD_DETECTORS = {"godin": "godin", "mos": "mos", "csi": "csi"}  # the score each training-based method comes with
+METHOD_DETECTORS = ("godin", "mos", "csi")  # training-based methods that come with a score of the same name
 
 def make_detector(name: str, model=None, **params) -> Detector:
     "A detector by name with its default hyperparameters (or `params`)."
@@ -317,11 +296,10 @@ class FeatureCache:
         return out
 
 # %% ../nbs/07_detectors.ipynb #667d3df6
-ID_ONLY_TUNING = ("godin",)
-
 def tune(name: str, model, val_id: Outputs, val_ood: Outputs, train: Outputs | None = None, grid: dict | None = None,
          inputs: dict | None = None) -> tuple[dict, dict]:
-    """Grid-search `name`'s hyperparameters on (val_id, val_ood) by AUROC. Returns (best params, {params: auroc}).
+    """Grid-search `name`'s hyperparameters on (val_id, val_ood) by AUROC in percent (a detector with `tunes_on_ood`
+    False: by its `id_selection_score` on val_id alone). Returns (best params, {params: selection score}).
     `inputs`: {'model', 'val_id_set', 'val_ood_set', 'transform', 'device', 'precision'} for detectors with eps > 0."""
     grid = GRIDS.get(name, {}) if grid is None else grid
     if not grid:
@@ -330,7 +308,7 @@ def tune(name: str, model, val_id: Outputs, val_ood: Outputs, train: Outputs | N
     if name == "knn":  # one search serves every k
         det = make_detector("knn").fit(train)
         s_id, s_ood = det.score_ks(val_id, grid["k"]), det.score_ks(val_ood, grid["k"])
-        results = {(("k", k),): auroc(s_id[k], s_ood[k]) for k in grid["k"]}
+        results = {(("k", k),): 100 * auroc(s_id[k], s_ood[k]) for k in grid["k"]}
     else:  # eps apart, the grid's other values fix the detector; one gradient pass scores all its eps > 0
         keys, scores = list(grid), {}
         rest = [k for k in keys if k != "eps"]
@@ -343,18 +321,16 @@ def tune(name: str, model, val_id: Outputs, val_ood: Outputs, train: Outputs | N
             det = make_detector(name, model, **base)
             if det.needs_fit:
                 det.fit(train)
-            per_eps = {e: (det.score(val_id), None if name in ID_ONLY_TUNING else det.score(val_ood))
+            per_eps = {e: (det.score(val_id), det.score(val_ood) if det.tunes_on_ood else None)
                        for e in grid.get("eps", [0.0]) if e <= 0}
             if positive:
                 ids = det.score_inputs_eps(inputs["model"], inputs["val_id_set"], eps_list=positive, **kw)
-                oods = None if name in ID_ONLY_TUNING else det.score_inputs_eps(inputs["model"], inputs["val_ood_set"],
-                                                                                eps_list=positive, **kw)
+                oods = (det.score_inputs_eps(inputs["model"], inputs["val_ood_set"], eps_list=positive, **kw)
+                        if det.tunes_on_ood else None)
                 per_eps.update({e: (ids[e], None if oods is None else oods[e]) for e in positive})
             for e, (s_id, s_ood) in per_eps.items():
                 key = tuple((k, e if k == "eps" else base[k]) for k in keys) if "eps" in grid else tuple(base.items())
-                # GODIN: the mean ID validation score (its paper's rule, no OOD data); others: AUROC
-                scores[key] = s_id.mean().item() if name in ID_ONLY_TUNING else auroc(s_id, s_ood)
+                scores[key] = 100 * auroc(s_id, s_ood) if det.tunes_on_ood else det.id_selection_score(s_id)
         results = {tuple(zip(keys, values)): scores[tuple(zip(keys, values))] for values in itertools.product(*grid.values())}
     best = max(results, key=results.get)
-    scale = 1 if name in ID_ONLY_TUNING else 100
-    return dict(best), {", ".join(f"{k}={v}" for k, v in key): round(scale * a, 4) for key, a in results.items()}
+    return dict(best), {", ".join(f"{k}={v}" for k, v in key): round(a, 4) for key, a in results.items()}

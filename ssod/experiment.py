@@ -23,7 +23,7 @@ __all__ = ['default_detectors', 'run', 'device_name', 'resolve_checkpoint', 'eva
 def default_detectors(cfg: TrainConfig) -> list:
     "Post-hoc baselines always; SSOD's scores when the OOD head was trained; a method's own score."
     dets = list(POSTHOC) + (list(SSOD_DETECTORS) if cfg.alpha > 0 else [])
-    return dets + ([METHOD_DETECTORS[cfg.method]] if cfg.method in METHOD_DETECTORS else [])
+    return dets + ([cfg.method] if cfg.method in METHOD_DETECTORS else [])
 
 def run(cfg: TrainConfig, detectors=None, tune: bool = True, detector_params: dict | None = None,
         cache_features: bool = False, log=print, progress: bool = True) -> dict:

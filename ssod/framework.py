@@ -77,6 +77,7 @@ class Detector:
     needs_fit: bool = False      # reads ID training outputs in `fit`
     needs_inputs: bool = False   # needs the model and the images (input gradients), not only cached outputs
     hyperparameters: tuple = ()  # names of attributes tuned on validation data
+    tunes_on_ood: bool = True    # tuning maximises AUROC against validation OOD data; False: `id_selection_score` alone
 
     def fit(self, train: Outputs) -> "Detector":
         return self

@@ -200,23 +200,19 @@ class MOSObjective:
     "Sum over groups of the cross entropy with 'others' for classes outside the group."
     groups: list
 
+    def __post_init__(self):
+        self.sizes = [len(g) + 1 for g in self.groups]
+        # targets[k, y]: 0 ('others') when class y is outside group k, else 1 + its place in the group; built once
+        self.targets = torch.zeros(len(self.groups), 1 + max(c for g in self.groups for c in g), dtype=torch.long)
+        for k, g in enumerate(self.groups):
+            self.targets[k, torch.as_tensor(list(g))] = torch.arange(1, len(g) + 1)
+
     def __call__(self, model, x, y, generator=None, autocast=None):
         with autocast or _null():
             out = model(x)
-        head = _unwrap(model).cls_head
-        loss = 0.0
-        for z, g in zip(upcast(out.aux).split(head.sizes, dim=-1), head.groups):
-            target = torch.zeros_like(y)
-            for j, cls in enumerate(g):
-                target[y == cls] = j + 1
-            loss = loss + F.cross_entropy(z, target)
+        targets = self.targets.to(y.device)[:, y]
+        loss = sum(F.cross_entropy(z, t) for z, t in zip(upcast(out.aux).split(self.sizes, dim=-1), targets))
         return loss, {"ce": loss.item()}
-
-def _unwrap(model):
-    "The module inside DistributedDataParallel / torch.compile wrappers."
-    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
-        model = getattr(model, "module", None) or getattr(model, "_orig_mod")
-    return model
 
 # %% ../nbs/03a_methods.ipynb #f889c10d
 def build_method_model(method: str, arch: str, num_classes: int, in_channels: int, pretrained: bool = False,

@@ -4,6 +4,7 @@
 
 # %% ../nbs/11_paper.ipynb #8f483cf4
 from __future__ import annotations
+import json
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -16,8 +17,8 @@ from .store import seed_stat
 
 # %% auto #0
 __all__ = ['T1_SETS', 'TABLE1', 'T2_SETS', 'TABLE2', 'TABLE2_AVERAGE', 'T3_SETS', 'TABLE3', 'TABLE4', 'TABLE5', 'TABLE6', 'ROWS',
-           'SET_NAMES', 'RowSpec', 'runnable', 'fmt', 'method_table', 'setting_table', 'method_records', 'provenance',
-           'table_stem', 'write_table']
+           'SET_NAMES', 'RowSpec', 'runnable', 'ablation_ood_set', 'fmt', 'method_table', 'setting_stats',
+           'setting_table', 'method_records', 'provenance', 'papermill_command', 'table_stem', 'write_table']
 
 # %% ../nbs/11_paper.ipynb #45b1597d
 T1_SETS = ["iNaturalist", "SUN", "Places"]
@@ -93,6 +94,11 @@ SET_NAMES = {
     "cifar10": {"SVHN": "svhn", "LSUN": "lsun", "iSUN": "isun", "Textures": "dtd", "Places": "places365"},
     "imagenet": {"iNaturalist": "inaturalist", "SUN": "sun", "Places": "places", "Textures": "textures_imagenet"},
 }
+SET_NAMES["cifar10_32"] = SET_NAMES["cifar10"]   # the same OOD sets at 32x32
+
+def ablation_ood_set(benchmark: str, ood_set: str | None = None) -> str:
+    "The OOD set of Tables 4-6: `ood_set` if given, else the paper's Places, else (offline) the average over sets."
+    return ood_set or SET_NAMES.get(benchmark, {}).get("Places", "average")
 
 def fmt(mean, std=math.nan, digits=2) -> str:
     "'12.34' or '12.34 ± 0.56' (seeds), '—' for missing."
@@ -133,6 +139,11 @@ def method_table(paper: dict, paper_sets: list, benchmark: str, ood_sets: list, 
                         columns=pd.MultiIndex.from_tuples(cols))
 
 # %% ../nbs/11_paper.ipynb #a8f961c0
+def setting_stats(records: dict, detector: str, ood: str) -> dict:
+    "Ours for an ablation table: {'fpr95', 'auroc', 'id_acc': [(mean, std) per setting]} from {setting: [records]}."
+    stats = {m: [seed_stat(r, detector, ood, m) for r in records.values()] for m in ("fpr95", "auroc")}
+    return {**stats, "id_acc": [seed_stat(r, detector, "id_acc") for r in records.values()]}
+
 def setting_table(labels: list, paper: dict, ours: dict, index_name: str) -> pd.DataFrame:
     """labels: row labels; paper: {metric: [values per label]}; ours: {metric: [(mean, std) per label]}.
     Columns (metric, paper | ours | ours − paper)."""
@@ -166,15 +177,21 @@ def method_records(store, base: TrainConfig, methods, seeds) -> dict:
             out[m] = recs[tuple(sorted(ROWS[m].run.items()))]
     return out
 
-def provenance(records: dict) -> list:
-    "Run folders behind a table's records, for the table file."
+def provenance(*records: dict) -> list:
+    "Run folders behind a table's records ({row: [record per seed]}, one or more such dicts), for the table file."
     seen = []
-    for recs in records.values():
+    for recs in (rs for d in records for rs in d.values()):
         for r in recs or []:
             f = r["config"]["out_dir"]
             if f not in seen:
                 seen.append(f)
     return seen
+
+def papermill_command(notebook: str, benchmark: str, preset: str, seeds, overrides: dict | None = None, **params) -> str:
+    "The command that regenerates a table: the notebook with its benchmark, preset, seeds, extra parameters and overrides."
+    cmd = f"papermill nbs/{notebook}.ipynb out.ipynb -p benchmark {benchmark} -p preset {preset} -p seeds '{seeds}'"
+    cmd += "".join(f" -p {k} {v}" for k, v in params.items())
+    return cmd + (f" -y 'overrides: {json.dumps(overrides)}'" if overrides else "")
 
 def table_stem(n: int, name: str, benchmark: str, folder="figures") -> Path:
     "figures/table<n> for the offline benchmark, figures/table<n>_<benchmark> otherwise."

@@ -8,27 +8,22 @@ import hashlib
 import json
 import math
 import shutil
-import subprocess
-import sys
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from .train import TrainConfig, make_config
+from .train import RESUME_KEYS_IGNORED, TrainConfig, make_config
 from .metrics import METRICS
 from .results import read_record, write_record, average_over_sets
 
 # %% auto #0
-__all__ = ['NOT_IN_KEY', 'run_key', 'run_name', 'ResultsStore', 'mean_std', 'seed_stat']
+__all__ = ['run_key', 'run_name', 'ResultsStore', 'mean_std', 'seed_stat']
 
 # %% ../nbs/10_store.ipynb #7949aec5
-NOT_IN_KEY = {"out_dir", "resume", "device", "num_threads", "data_root", "compile", "workers", "dist_timeout"}
-
 def run_key(cfg: TrainConfig) -> str:
     "A short hash of the settings that determine a run's result."
-    d = {k: v for k, v in cfg.to_dict().items() if k not in NOT_IN_KEY}
+    d = {k: v for k, v in cfg.to_dict().items() if k not in RESUME_KEYS_IGNORED}
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
 def run_name(cfg: TrainConfig) -> str:
@@ -38,10 +33,8 @@ def run_name(cfg: TrainConfig) -> str:
 # %% ../nbs/10_store.ipynb #51f3bce1
 class ResultsStore:
     "Run records under `root`, one folder per training configuration."
-    def __init__(self, root="runs/store", via: str = "api", log=print, progress: bool = True):
-        if via not in ("api", "papermill"):
-            raise ValueError(f"via must be 'api' or 'papermill', got {via!r}")
-        self.root, self.via, self.log, self.progress = Path(root), via, log, progress
+    def __init__(self, root="runs/store", log=print, progress: bool = True):
+        self.root, self.log, self.progress = Path(root), log, progress
 
     def folder(self, cfg: TrainConfig) -> Path:
         return self.root / run_name(cfg)
@@ -57,24 +50,16 @@ class ResultsStore:
         rec = self._finished(cfg)
         if rec is not None:
             same_protocol = rec["config"].get("tune") == tune and rec["config"].get("detector_params", {}) == params
-            missing = [d for d in detectors if d not in rec["ood_avg"]] if same_protocol else detectors
+            missing = ([d for d in detectors if d not in rec["ood_avg"]] if same_protocol
+                       else list(dict.fromkeys(list(rec["ood_avg"]) + detectors)))
             if not missing:
                 return rec
             self.log(f"store: evaluating {missing} on {folder.name}")
             return self._add_detectors(folder, rec, missing, tune, params)
         self.log(f"store: training {folder.name}")
-        if self.via == "papermill":
-            return self._papermill(cfg, folder, detectors, tune, params)
         from ssod.experiment import run
         return run(replace(cfg, out_dir=str(folder)), detectors, tune, params or None, progress=self.progress,
                    log=self.log)
-
-    def ensure_all(self, requests) -> list:
-        "ensure() for [(cfg, detectors), ...] with one progress bar over the runs."
-        out = []
-        for cfg, dets in tqdm(list(requests), desc="runs", disable=not self.progress):
-            out.append(self.ensure(cfg, dets))
-        return out
 
     def _add_detectors(self, folder, rec, missing, tune, params):
         from ssod.experiment import evaluate_checkpoint
@@ -92,22 +77,6 @@ class ResultsStore:
         write_record(rec, folder)
         shutil.rmtree(tmp, ignore_errors=True)
         return rec
-
-    def _papermill(self, cfg, folder, detectors, tune, params):
-        folder.mkdir(parents=True, exist_ok=True)
-        nb = Path(__file__).resolve().parent.parent / "nbs" / "train.ipynb"
-        if not nb.exists():
-            raise FileNotFoundError(f"via='papermill' needs the project's notebooks ({nb} not found)")
-        full = {**cfg.to_dict(), "out_dir": str(folder)}
-        params_yaml = json.dumps({"preset": "paper", "extra": full, "out_dir": str(folder), "detectors": ",".join(detectors),
-                                  "tune": tune, "detector_params": params or None,
-                                  **{k: full[k] for k in ("alpha", "gamma", "balance", "seed", "benchmark", "device")}})
-        cmd = [str(Path(sys.executable).parent / "papermill"), str(nb), str(folder / "train.ipynb"), "-y", params_yaml,
-               "--log-output", "--no-progress-bar"]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(f"papermill run of {folder.name} failed:\n{r.stderr[-3000:]}")
-        return read_record(folder)
 
     def seeds(self, cfg: TrainConfig, seeds, detectors, **kw) -> list:
         "Records of `cfg` for every seed in `seeds`."

@@ -29,8 +29,8 @@ from .data import (ImageSet, TensorLoader, BatchTransform, get_benchmark, load_d
 # %% auto #0
 __all__ = ['PRESETS', 'PAPER_ARCH', 'RESUME_KEYS_IGNORED', 'TrainConfig', 'make_config', 'resolve_device', 'resolve_precision',
            'autocast', 'lr_factor', 'CheckpointError', 'save_atomic', 'load_checkpoint', 'model_from_checkpoint',
-           'eval_transform', 'predict', 'limit', 'accuracy', 'init_distributed', 'GlobalBatchNorm2d', 'convert_sync_bn',
-           'Trainer']
+           'eval_transform', 'eval_batches', 'predict', 'limit', 'accuracy', 'init_distributed', 'GlobalBatchNorm',
+           'convert_sync_bn', 'Trainer']
 
 # %% ../nbs/05_train.ipynb #cf1c2611
 @dataclass
@@ -229,26 +229,30 @@ def eval_transform(bench, image_size: int = 0) -> BatchTransform:
     t = BatchTransform.for_benchmark(bench)
     return replace(t, size=image_size or bench.image_size)
 
-@torch.no_grad()
-def predict(model, ds, transform: BatchTransform, batch_size: int = 512, device="cpu",
-            precision: str = "fp32", channels_last: bool = False, workers: int = 8) -> Outputs:
-    "One inference pass over `ds`: logits, pooled features, ID logits (and labels) in float32 on the CPU."
+def eval_batches(model, ds, transform: BatchTransform, batch_size: int = 512, device="cpu",
+                 channels_last: bool = False, workers: int = 8):
+    "(x, y) batches of `ds` in the model's dtype (and memory format), the model in eval mode until the last one."
     device = torch.device(device)
     was_training = model.training
     model.eval()
     dtype = next(model.parameters()).dtype
-    parts = []
     try:
         for x, y in make_loader(ds, batch_size, transform, device=device, workers=workers):
             x = x.to(dtype)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(device, precision):
-                o = model(x)
-            parts.append(Outputs(o.logits.float().cpu(), o.features.float().cpu(), o.id_logit.float().cpu(),
-                                 None if y is None else y.cpu()))
+            yield (x.contiguous(memory_format=torch.channels_last) if channels_last else x), y
     finally:
         model.train(was_training)
+
+@torch.no_grad()
+def predict(model, ds, transform: BatchTransform, batch_size: int = 512, device="cpu",
+            precision: str = "fp32", channels_last: bool = False, workers: int = 8) -> Outputs:
+    "One inference pass over `ds`: logits, pooled features, ID logits (and labels) in float32 on the CPU."
+    parts = []
+    for x, y in eval_batches(model, ds, transform, batch_size, device, channels_last, workers):
+        with autocast(torch.device(device), precision):
+            o = model(x)
+        parts.append(Outputs(o.logits.float().cpu(), o.features.float().cpu(), o.id_logit.float().cpu(),
+                             None if y is None else y.cpu()))
     return Outputs.cat(parts)
 
 def limit(ds: ImageSet, n: int) -> ImageSet:
@@ -268,20 +272,24 @@ def init_distributed(timeout_s: int = 300):
     if world <= 1:
         return 0, 1, 0
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"  # small counts stay on the CPU
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
     return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
 
-class GlobalBatchNorm2d(nn.BatchNorm2d):
-    "BatchNorm2d whose training statistics are those of the global batch over all processes (autograd-aware, any device)."
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    "Batch norm (1d or 2d) whose training statistics are those of the global batch over all processes (autograd-aware)."
+    def _check_input_dim(self, x):
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {x.dim()}D input)")
+
     def forward(self, x):
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
         from torch.distributed.nn.functional import all_reduce
-        c = x.shape[1]
+        c, dims, shape = x.shape[1], (0, *range(2, x.dim())), (1, -1) + (1,) * (x.dim() - 2)
         n = torch.tensor([x.numel() / c], dtype=torch.float64, device=x.device)
         xd = x.double()
-        stats = all_reduce(torch.cat([xd.sum((0, 2, 3)), (xd * xd).sum((0, 2, 3)), n]))
+        stats = all_reduce(torch.cat([xd.sum(dims), (xd * xd).sum(dims), n]))
         total = stats[-1]
         mean = stats[:c] / total
         var = (stats[c:2 * c] / total - mean * mean).clamp(min=0)
@@ -290,16 +298,16 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
             self.running_mean.mul_(1 - m).add_(m * mean.to(self.running_mean.dtype))
             self.running_var.mul_(1 - m).add_(m * (var * total / (total - 1)).to(self.running_var.dtype))
             self.num_batches_tracked += 1
-        y = (xd - mean.view(1, -1, 1, 1)) / torch.sqrt(var.view(1, -1, 1, 1) + self.eps)
-        return (y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)).to(x.dtype)
+        y = (xd - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
+        return (y * self.weight.view(shape) + self.bias.view(shape)).to(x.dtype)
 
 def convert_sync_bn(module: nn.Module, device: torch.device) -> nn.Module:
-    "Batch norm over the global batch: SyncBatchNorm on GPUs, GlobalBatchNorm2d elsewhere."
+    "Batch norm over the global batch: SyncBatchNorm on GPUs, GlobalBatchNorm elsewhere (BatchNorm1d and 2d)."
     if device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     for name, child in module.named_children():
-        if type(child) is nn.BatchNorm2d:
-            new = GlobalBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats)
+        if type(child) in (nn.BatchNorm1d, nn.BatchNorm2d):
+            new = GlobalBatchNorm(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats)
             new.load_state_dict(child.state_dict())
             setattr(module, name, new)
         else:
@@ -307,7 +315,7 @@ def convert_sync_bn(module: nn.Module, device: torch.device) -> nn.Module:
     return module
 
 # %% ../nbs/05_train.ipynb #61146c9e
-RESUME_KEYS_IGNORED = {"out_dir", "resume", "device", "num_threads", "data_root", "compile"}
+RESUME_KEYS_IGNORED = {"out_dir", "resume", "device", "num_threads", "data_root", "compile", "workers", "dist_timeout"}
 
 class Trainer:
     "Train an SSODNet with Eq. 9 (alpha = 0: plain cross entropy) on a benchmark's ID training split."

@@ -258,7 +258,7 @@ def test_wrong_count_is_refused(src, root, monkeypatch):
 
 
 def to_image_set_reference(a):
-    "The library's own preprocessing (ssod.data.to_image_set): v2 Resize(32, antialias) + CenterCrop(32)."
+    "An independent computation of the 32x32 preprocessing: v2 Resize(32, antialias) + CenterCrop(32)."
     from torchvision.transforms import v2
     tf = v2.Compose([v2.ToImage(), v2.Resize(32, antialias=True), v2.CenterCrop(32)])
     return tf(Image.fromarray(a))
