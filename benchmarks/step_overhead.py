@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ssod.losses import SSODLoss  # noqa: E402
 from ssod.model import build_model  # noqa: E402
-from ssod.train import autocast  # noqa: E402
+from ssod.runtime import autocast, device_name, resolve_precision  # noqa: E402
 
 
 def sync(device):
@@ -36,12 +36,14 @@ def main():
     p.add_argument("--steps", type=int, default=30, help="timed steps of each kind")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: what training would use on this machine (ssod.runtime.resolve_precision)")
     p.add_argument("--channels_last", type=int, default=1)
     p.add_argument("--compile", type=int, default=0)
     a = p.parse_args()
 
     device = torch.device(a.device)
+    a.precision = resolve_precision(a.precision, device)
     torch.manual_seed(0)
     model = build_model(a.arch, 10, a.channels).to(device)
     if a.channels_last:
@@ -77,7 +79,7 @@ def main():
             sync(device)
             times[kind].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    name = f"{device_name(device)}, ATen {torch.backends.cpu.get_cpu_capability()}"
     print(f"{a.arch} @{a.size}, batch {a.batch}, {a.precision}, channels_last={bool(a.channels_last)}, "
           f"compile={bool(a.compile)}, {name}")
     for k in ("ce", "ssod"):

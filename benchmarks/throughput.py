@@ -26,7 +26,7 @@ def run_one(c):
     from ssod.data import BatchTransform
     from ssod.losses import SSODLoss
     from ssod.model import build_model
-    from ssod.train import autocast
+    from ssod.runtime import autocast
     device = torch.device(c["device"])
     torch.manual_seed(0)
     model = build_model(c["arch"], 10, c["channels"]).to(device)
@@ -87,7 +87,8 @@ def main():
         return
     cuda = a.device.startswith("cuda")
     precisions = (a.precisions or ("fp32,bf16,fp16" if cuda else "fp32,bf16")).split(",")
-    name = torch.cuda.get_device_name(0) if cuda else f"cpu, {torch.get_num_threads()} threads"
+    from ssod.runtime import device_name
+    name = f"{device_name('cuda' if cuda else 'cpu')}, ATen {torch.backends.cpu.get_cpu_capability()}"
     print(f"SSOD training step throughput on {name}")
     print(f"{'arch':14s} {'input':>9s} {'batch':>5s} {'precision':>9s} {'format':>14s} {'compile':>7s} {'img/s':>9s} {'peak GiB':>8s}")
     for arch in a.archs.split(","):

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from .framework import Detector, Outputs, id_factor, ood_factor, upcast
 from .data import ImageSet, BatchTransform
-from .train import predict, eval_batches, autocast, save_atomic
+from .runtime import autocast, resolve_precision
+from .train import predict, eval_batches, save_atomic
 from .metrics import auroc
 from .methods import rotate
 
@@ -43,21 +44,21 @@ class Energy(Detector):
 
 # %% ../nbs/07_detectors.ipynb #a2b849ee
 def perturbed_outputs(model, ds: ImageSet, transform: BatchTransform, objective, eps, batch_size: int = 256,
-                      device="cpu", precision: str = "fp32"):
+                      device="cpu"):
     """Outputs on inputs moved one step of size eps (pixel units) up the gradient of `objective(NetOutput) -> (B,)`.
-    `eps` a list: one gradient per batch serves every step size, and a list of Outputs comes back (tuning uses it)."""
+    `eps` a list: one gradient per batch serves every step size, and a list of Outputs comes back (tuning uses it).
+    Always in the model's own dtype (fp32), never autocast: eps / std is about the size of bf16 rounding."""
     eps_list = [eps] if np.isscalar(eps) else list(eps)
     device = torch.device(device)
     std = torch.tensor(transform.std, device=device, dtype=next(model.parameters()).dtype).view(1, -1, 1, 1)
     parts = [[] for _ in eps_list]
     for x, y in eval_batches(model, ds, transform, batch_size, device):
         x = x.clone().requires_grad_(True)
-        with autocast(device, precision):
-            obj = objective(model(x))
+        obj = objective(model(x))
         (grad,) = torch.autograd.grad(obj.float().sum(), x)
         sign = grad.sign()
         for e, part in zip(eps_list, parts):
-            with torch.no_grad(), autocast(device, precision):
+            with torch.no_grad():
                 o = model(x + e / std * sign)
             part.append(Outputs(o.logits.float().cpu(), o.features.float().cpu(), o.id_logit.float().cpu(),
                                 None if y is None else y.cpu()))
@@ -79,8 +80,8 @@ class InputDetector(Detector):
         return self.score_inputs_eps(model, ds, transform, [self.eps], device, precision, batch_size)[self.eps]
 
     def score_inputs_eps(self, model, ds, transform, eps_list, device="cpu", precision="fp32", batch_size=256) -> dict:
-        "{eps: scores} for several step sizes from one gradient pass (the gradient does not depend on eps)."
-        outs = perturbed_outputs(model, ds, transform, self.objective, eps_list, batch_size, device, precision)
+        "{eps: scores} for several step sizes from one gradient pass; `precision` is ignored (perturbation runs in fp32)."
+        outs = perturbed_outputs(model, ds, transform, self.objective, eps_list, batch_size, device)
         return {e: self.score(o) for e, o in zip(eps_list, outs)}
 
 # %% ../nbs/07_detectors.ipynb #639effc9
@@ -205,8 +206,9 @@ class CSI(Detector):
     name, needs_inputs = "csi", True
     def __init__(self, head): self.head = head
     @torch.no_grad()
-    def score_inputs(self, model, ds, transform, device="cpu", precision="fp32", batch_size=512):
+    def score_inputs(self, model, ds, transform, device="cpu", precision="auto", batch_size=512):
         m, R = self.head.m, self.head.r
+        precision = resolve_precision(precision, device)
         p = next(self.head.parameters())
         scores = []
         for x, _ in eval_batches(model, ds, transform, batch_size, device):  # one pass, every rotation of each batch
@@ -264,7 +266,7 @@ def model_fingerprint(model) -> str:
 
 class FeatureCache:
     "Outputs of `model` per data set, computed once (memory, and disk when `cache_dir` is set)."
-    def __init__(self, model, transform: BatchTransform, device="cpu", precision="fp32", batch_size: int = 512,
+    def __init__(self, model, transform: BatchTransform, device="cpu", precision="auto", batch_size: int = 512,
                  channels_last: bool = False, cache_dir=None):
         self.model, self.transform, self.device, self.precision = model, transform, device, precision
         self.batch_size, self.channels_last = batch_size, channels_last

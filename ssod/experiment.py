@@ -12,12 +12,13 @@ from pathlib import Path
 
 import torch
 
-from .train import TrainConfig, Trainer, make_config, PRESETS, model_from_checkpoint, resolve_device, resolve_precision
+from .runtime import resolve_device, resolve_precision, runtime_info
+from .train import TrainConfig, Trainer, make_config, PRESETS, model_from_checkpoint
 from .detectors import DETECTORS, POSTHOC, SSOD_DETECTORS, METHOD_DETECTORS
 from .results import evaluate_model, write_record, code_version, record_table
 
 # %% auto #0
-__all__ = ['default_detectors', 'run', 'device_name', 'resolve_checkpoint', 'evaluate_checkpoint', 'build_parser', 'main']
+__all__ = ['default_detectors', 'run', 'resolve_checkpoint', 'evaluate_checkpoint', 'build_parser', 'main']
 
 # %% ../nbs/09_experiment.ipynb #8f330a37
 def default_detectors(cfg: TrainConfig) -> list:
@@ -35,11 +36,12 @@ def run(cfg: TrainConfig, detectors=None, tune: bool = True, detector_params: di
     log(f"evaluating {len(dets)} detectors on {cfg.benchmark}")
     ev = evaluate_model(trainer.model, cfg.benchmark, dets, detector_params, tune, trainer.device, trainer.precision,
                         channels_last=cfg.channels_last, image_size=cfg.image_size, limit_eval=cfg.limit_eval,
-                        limit_fit=cfg.limit_train, root=cfg.data_root or None,
+                        limit_fit=cfg.limit_train, limit_tune=cfg.limit_tune, root=cfg.data_root or None,
                         cache_dir=Path(cfg.out_dir) / "features" if cache_features else None, log=log)
     record = {
         "config": {**cfg.to_dict(), "detectors": dets, "tune": tune, "detector_params": detector_params or {},
-                   "code_version": code_version(), "device_name": device_name(trainer.device)},
+                   "code_version": code_version()},
+        "runtime": runtime_info(trainer.device, trainer.precision),
         "id_acc": ev["id_acc"], "ood": ev["ood"], "ood_avg": ev["ood_avg"], "tuned": ev["tuned"],
         "tuning_auroc": ev["tuning_auroc"],
         "train": {"history": trainer.history, "best": trainer.best},
@@ -50,12 +52,7 @@ def run(cfg: TrainConfig, detectors=None, tune: bool = True, detector_params: di
     log(f"wrote {path}")
     return record
 
-def device_name(device) -> str:
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    import platform
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
 
 # %% ../nbs/09_experiment.ipynb #61daa202
 def resolve_checkpoint(path) -> Path:
@@ -82,12 +79,13 @@ def evaluate_checkpoint(checkpoint, out_dir, detectors=None, ood_sets=None, benc
     limit_eval = cfg.limit_eval if limit_eval is None else limit_eval
     ev = evaluate_model(model, benchmark or cfg.benchmark, dets, detector_params, tune, dev, prec,
                         channels_last=cfg.channels_last, image_size=cfg.image_size, limit_eval=limit_eval,
-                        limit_fit=cfg.limit_train, ood_sets=ood_sets, root=data_root or cfg.data_root or None,
+                        limit_fit=cfg.limit_train, limit_tune=cfg.limit_tune, ood_sets=ood_sets, root=data_root or cfg.data_root or None,
                         cache_dir=Path(out_dir) / "features" if cache_features else None, log=log)
     record = {"config": {**cfg.to_dict(), "checkpoint": str(path), "benchmark": benchmark or cfg.benchmark,
                          "detectors": dets, "ood_sets": list(ev["ood"]), "tune": tune,
-                         "detector_params": detector_params or {}, "limit_eval": limit_eval, "precision": prec,
-                         "code_version": code_version(), "device_name": device_name(dev)},
+                         "detector_params": detector_params or {}, "limit_eval": limit_eval,
+                         "code_version": code_version()},
+              "runtime": runtime_info(dev, prec),
               "id_acc": ev["id_acc"], "ood": ev["ood"], "ood_avg": ev["ood_avg"], "tuned": ev["tuned"],
               "tuning_auroc": ev["tuning_auroc"],
               "timing": {"eval_s": ev["eval_s"], "feature_pass_s": ev["feature_pass_s"], "detector_s": ev["detector_s"]}}

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from .data import ImageSet
 from .sampler import target_confidence, sample_blocks
-from .train import autocast
+from .runtime import autocast
 
 # %% auto #0
 __all__ = ['tsne', 'plot_tsne', 'block_maps', 'upsample_blocks', 'draw_blocks', 'extremes', 'save_figure']

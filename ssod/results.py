@@ -5,7 +5,6 @@
 # %% ../nbs/08_results.ipynb #b051a5f6
 from __future__ import annotations
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -19,20 +18,23 @@ import ssod
 from .data import get_benchmark, load_dataset, load_val_ood, ImageSet
 from .detectors import FeatureCache, make_detector, tune, GRIDS, DETECTORS, SSOD_DETECTORS
 from .metrics import ood_metrics, id_accuracy, METRICS
+from .runtime import resolve_precision, write_json_atomic
 from .train import eval_transform, limit
 
 # %% auto #0
-__all__ = ['evaluate_model', 'average_over_sets', 'code_version', 'write_json_atomic', 'check_record', 'write_record',
-           'read_record', 'record_table', 'compare_table', 'main']
+__all__ = ['evaluate_model', 'average_over_sets', 'code_version', 'check_record', 'write_record', 'read_record', 'record_table',
+           'compare_table', 'main']
 
 # %% ../nbs/08_results.ipynb #afaf03c5
 def evaluate_model(model, benchmark: str, detectors=DETECTORS, params: dict | None = None, tune_params: bool = True,
-                   device="cpu", precision="fp32", batch_size: int = 512, channels_last: bool = False,
-                   image_size: int = 0, limit_eval: int = 0, limit_fit: int = 0, ood_sets=None, root=None,
+                   device="cpu", precision="auto", batch_size: int = 512, channels_last: bool = False,
+                   image_size: int = 0, limit_eval: int = 0, limit_fit: int = 0, limit_tune: int = 0, ood_sets=None, root=None,
                    cache_dir=None, grids: dict | None = None, log=print) -> dict:
     """Evaluate `model` on a benchmark with `detectors`; returns the record's id_acc, ood, ood_avg, tuned and eval_s.
-    `params` fixes a detector's hyperparameters; `grids` replaces a detector's tuning grid (`ssod.detectors.GRIDS`)."""
+    `params` fixes a detector's hyperparameters; `grids` replaces a detector's tuning grid (`ssod.detectors.GRIDS`);
+    `limit_tune` > 0 tunes on the first `limit_tune` validation ID and validation OOD images (the demo's CPU budget)."""
     t0 = time.time()
+    precision = resolve_precision(precision, device)  # one precision for every pass below (perturbation: fp32)
     bench = get_benchmark(benchmark)
     params = dict(params or {})
     unknown = set(detectors) - set(DETECTORS)
@@ -58,6 +60,7 @@ def evaluate_model(model, benchmark: str, detectors=DETECTORS, params: dict | No
     record = {"id_acc": id_accuracy(id_out.logits, id_out.labels), "ood": {}, "tuned": {}, "tuning_auroc": {}}
     ood_names = list(bench.ood_sets if ood_sets is None else ood_sets)
     inputs_kw = dict(transform=tf, device=device, precision=precision)
+    n_tune = min(n for n in (limit_eval, limit_tune) if n) if (limit_eval or limit_tune) else 0
     record["detector_s"] = {}
     for name in detectors:
         t_det, t_pass = time.time(), cache.seconds
@@ -65,10 +68,10 @@ def evaluate_model(model, benchmark: str, detectors=DETECTORS, params: dict | No
         train_out = outputs(bench.id_set, "train", limit_fit) if det.needs_fit else None
         grid = (grids or {}).get(name, GRIDS.get(name))
         if tune_params and name not in params and grid:
-            inputs = {"model": model, "val_id_set": data(bench.id_set, "val")[1], "val_ood_set": data("val_ood", "test")[1],
-                      **inputs_kw}
-            best, table = tune(name, model, outputs(bench.id_set, "val"), outputs("val_ood", "test"), train_out,
-                               grid=grid, inputs=inputs)
+            inputs = {"model": model, "val_id_set": data(bench.id_set, "val", n_tune)[1],
+                      "val_ood_set": data("val_ood", "test", n_tune)[1], **inputs_kw}
+            best, table = tune(name, model, outputs(bench.id_set, "val", n_tune), outputs("val_ood", "test", n_tune),
+                               train_out, grid=grid, inputs=inputs)
             det = make_detector(name, model, **best)
             record["tuning_auroc"][name] = table
         record["tuned"][name] = det.params()
@@ -114,19 +117,6 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     return v
-
-def write_json_atomic(obj, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 def check_record(rec: dict) -> dict:
     "Raise ValueError naming the first problem if `rec` is not a valid run record."
@@ -188,9 +178,10 @@ def main(argv=None):
     for path in a.records:
         rec = read_record(path)
         label = Path(path).name if Path(path).is_dir() else Path(path).parent.name
-        c = rec["config"]
+        c, rt = rec["config"], rec.get("runtime", {})
         print(f"{label}: alpha={c.get('alpha')} arch={c.get('arch')} epochs={c.get('epochs')} ID acc {rec['id_acc']:.2f}% "
               f"train {rec['timing'].get('train_s', 0):.0f}s eval {rec['timing'].get('eval_s', 0):.0f}s "
+              f"{rt.get('precision', c.get('precision'))} on {rt.get('device_name', c.get('device_name', '?'))} "
               f"[{c.get('code_version', '?')}]")
         rows += [(label, rec, d) for d in rec["ood_avg"]]
     with pd.option_context("display.width", 250, "display.max_columns", 60):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .runtime import resolve_device, resolve_precision
 from .train import RESUME_KEYS_IGNORED, TrainConfig, make_config
 from .metrics import METRICS
 from .results import read_record, write_record, average_over_sets
@@ -24,6 +25,7 @@ __all__ = ['run_key', 'run_name', 'ResultsStore', 'mean_std', 'seed_stat']
 def run_key(cfg: TrainConfig) -> str:
     "A short hash of the settings that determine a run's result."
     d = {k: v for k, v in cfg.to_dict().items() if k not in RESUME_KEYS_IGNORED}
+    d["precision"] = resolve_precision(cfg.precision, resolve_device(cfg.device))  # "auto" differs between machines
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
 def run_name(cfg: TrainConfig) -> str:

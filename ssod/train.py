@@ -4,11 +4,9 @@
 
 # %% ../nbs/05_train.ipynb #fb7db6bd
 from __future__ import annotations
-import contextlib
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
@@ -21,16 +19,16 @@ from tqdm import tqdm
 
 import ssod
 from .framework import Outputs
+from .runtime import resolve_device, resolve_precision, autocast, set_threads, atomic_write, PRECISIONS
 from .model import build_model, ARCHS
 from .losses import SSODLoss, BALANCES
 from .methods import METHODS, NEEDS_ALPHA_ZERO, method_views, build_method_model, make_objective, mos_groups
 from .data import (ImageSet, TensorLoader, BatchTransform, get_benchmark, load_dataset, make_loader)
 
 # %% auto #0
-__all__ = ['PRESETS', 'PAPER_ARCH', 'RESUME_KEYS_IGNORED', 'TrainConfig', 'make_config', 'resolve_device', 'resolve_precision',
-           'autocast', 'lr_factor', 'CheckpointError', 'save_atomic', 'load_checkpoint', 'model_from_checkpoint',
-           'eval_transform', 'eval_batches', 'predict', 'limit', 'accuracy', 'init_distributed', 'GlobalBatchNorm',
-           'convert_sync_bn', 'Trainer']
+__all__ = ['PRESETS', 'PAPER_ARCH', 'RESUME_KEYS_IGNORED', 'TrainConfig', 'make_config', 'lr_factor', 'CheckpointError',
+           'save_atomic', 'load_checkpoint', 'model_from_checkpoint', 'eval_transform', 'eval_batches', 'predict',
+           'limit', 'accuracy', 'init_distributed', 'GlobalBatchNorm', 'convert_sync_bn', 'Trainer']
 
 # %% ../nbs/05_train.ipynb #cf1c2611
 @dataclass
@@ -76,6 +74,7 @@ class TrainConfig:
     num_threads: int = 0          # CPU threads; 0 = torch's default
     limit_train: int = 0          # use only the first N training images (smoke runs); 0 = all
     limit_eval: int = 0           # use only the first N images of every validation / test set; 0 = all
+    limit_tune: int = 0           # tune detectors on the first N validation ID and N validation OOD images; 0 = all
     workers: int = 8              # loader processes for image-folder data sets (ImageNet); in-memory sets need none
     sync_bn: bool = True          # multi-process: batch-norm statistics over the global batch
     dist_timeout: int = 300       # multi-process: seconds before a collective waiting on a dead process fails
@@ -98,9 +97,10 @@ class TrainConfig:
             (self.lr_schedule in ("step", "cosine", "constant"), f"unknown lr_schedule {self.lr_schedule!r}"),
             (self.lr_step >= 1, f"lr_step must be >= 1, got {self.lr_step!r}"),
             (self.augment in ("rrc", "none"), f"unknown augment {self.augment!r}; use 'rrc' or 'none'"),
-            (self.precision in ("auto", "fp32", "bf16", "fp16", "fp64"), f"unknown precision {self.precision!r}"),
+            (self.precision in PRECISIONS, f"unknown precision {self.precision!r}; use one of {PRECISIONS}"),
             (self.select in ("val_acc", "last"), f"unknown select {self.select!r}; use 'val_acc' or 'last'"),
-            (self.limit_train >= 0 and self.limit_eval >= 0, "limit_train and limit_eval must be >= 0"),
+            (self.limit_train >= 0 and self.limit_eval >= 0 and self.limit_tune >= 0,
+             "limit_train, limit_eval and limit_tune must be >= 0"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -113,8 +113,7 @@ class TrainConfig:
 # %% ../nbs/05_train.ipynb #a53d9c67
 PRESETS = {
     "paper": {},
-    "demo": dict(epochs=3, batch_size=128, lr=3e-3, weight_decay=0.05, lr_schedule="cosine", warmup_epochs=0.3,
-                 precision="bf16"),
+    "demo": dict(epochs=3, batch_size=128, lr=3e-3, weight_decay=0.05, lr_schedule="cosine", warmup_epochs=0.3),
     "released": dict(sampler="released", ood_head="mlp", freeze_backbone=True, freeze_cls=True, alpha=0.1,
                      gap_positive=False, lr_step=10),
 }
@@ -137,28 +136,6 @@ def make_config(preset: str = "demo", **overrides) -> TrainConfig:
         base["pretrained"] = True
     return TrainConfig(**{**base, **overrides})
 
-# %% ../nbs/05_train.ipynb #f5698b41
-def resolve_device(device: str = "auto", local_rank: int = 0) -> torch.device:
-    if device == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    d = torch.device(device)
-    if d.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available here")
-    return d
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
-    return precision
-
-def autocast(device: torch.device, precision: str):
-    "The autocast context for a precision name ('fp32' and 'fp64' mean none)."
-    if precision in ("fp32", "fp64"):
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
 # %% ../nbs/05_train.ipynb #013de83f
 def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     "Multiplier of cfg.lr at optimisation step `step`."
@@ -179,16 +156,7 @@ class CheckpointError(RuntimeError):
 
 def save_atomic(obj, path):
     "torch.save to a temporary file in the same folder, then rename onto `path`."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 def load_checkpoint(path, map_location="cpu") -> dict:
     "Load a checkpoint safely (weights_only); clear errors for missing, truncated or foreign files."
@@ -245,8 +213,9 @@ def eval_batches(model, ds, transform: BatchTransform, batch_size: int = 512, de
 
 @torch.no_grad()
 def predict(model, ds, transform: BatchTransform, batch_size: int = 512, device="cpu",
-            precision: str = "fp32", channels_last: bool = False, workers: int = 8) -> Outputs:
+            precision: str = "auto", channels_last: bool = False, workers: int = 8) -> Outputs:
     "One inference pass over `ds`: logits, pooled features, ID logits (and labels) in float32 on the CPU."
+    precision = resolve_precision(precision, device)  # the rule training used (notebook 04a)
     parts = []
     for x, y in eval_batches(model, ds, transform, batch_size, device, channels_last, workers):
         with autocast(torch.device(device), precision):
@@ -324,6 +293,7 @@ class Trainer:
         self.rank, self.world_size, self.local_rank = init_distributed(cfg.dist_timeout)
         self.log = log if self.rank == 0 else (lambda *a, **k: None)
         self.device = resolve_device(cfg.device, self.local_rank)
+        self.num_threads = set_threads(cfg.num_threads, self.device)  # before the precision probe, which times with them
         self.precision = resolve_precision(cfg.precision, self.device)
         self.out_dir = Path(cfg.out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
@@ -373,8 +343,6 @@ class Trainer:
         self.step_model = torch.compile(step) if self.cfg.compile else step
 
     def setup(self):
-        if self.cfg.num_threads:
-            torch.set_num_threads(self.cfg.num_threads)
         self._data()
         self._model()
         if self.cfg.resume and (self.ckpt_dir / "last.pt").exists():
@@ -385,7 +353,8 @@ class Trainer:
     def state(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "epoch": self.epoch,
-                "history": self.history, "best": self.best, "config": self.cfg.to_dict(), "version": ssod.__version__}
+                "history": self.history, "best": self.best, "config": self.cfg.to_dict(), "version": ssod.__version__,
+                "precision": self.precision}
 
     def save(self):
         if self.rank == 0:
