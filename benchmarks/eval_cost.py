@@ -18,12 +18,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ssod.data import get_benchmark, load_dataset, load_val_ood  # noqa: E402
-from ssod.detectors import GRIDS  # noqa: E402
+from ssod.detectors import DETECTORS  # noqa: E402
 from ssod.model import build_model  # noqa: E402
 from ssod.results import evaluate_model  # noqa: E402
-from ssod.train import eval_transform, model_from_checkpoint, predict  # noqa: E402
+from ssod.train import model_from_checkpoint
+from ssod.inference import eval_transform, predict  # noqa: E402
 
 NO_GRAD = ["msp", "odin", "energy", "mahalanobis", "knn", "react", "ssod", "ssod_posterior"]
+GRIDS = {name: cls.grid for name, cls in DETECTORS.items() if cls.grid}
 NO_GRAD_GRIDS = {**GRIDS, "odin": {"T": GRIDS["odin"]["T"], "eps": [0.0]}, "mahalanobis": {"eps": [0.0]}}
 
 

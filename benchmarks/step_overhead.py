@@ -17,9 +17,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ssod.losses import SSODLoss  # noqa: E402
-from ssod.model import build_model  # noqa: E402
-from ssod.runtime import autocast, device_name, resolve_precision  # noqa: E402
+from ssod.config import make_config  # noqa: E402
+from ssod.runtime import device_name, resolve_precision  # noqa: E402
+from ssod.train import Trainer  # noqa: E402
 
 
 def sync(device):
@@ -44,29 +44,18 @@ def main():
 
     device = torch.device(a.device)
     a.precision = resolve_precision(a.precision, device)
-    torch.manual_seed(0)
-    model = build_model(a.arch, 10, a.channels).to(device)
-    if a.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    step_model = torch.compile(model) if a.compile else model
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    scaler = torch.amp.GradScaler(device.type, enabled=a.precision == "fp16")
+    bench = "fmnist" if a.channels == 1 else "cifar10"
+    trainers = {kind: Trainer(make_config("paper", benchmark=bench, arch=a.arch, alpha=alpha, image_size=a.size,
+                                          batch_size=a.batch, device=a.device, precision=a.precision,
+                                          channels_last=bool(a.channels_last), compile=bool(a.compile)),
+                              log=lambda *_: None).build(steps_per_epoch=1)
+                for kind, alpha in (("ce", 0.0), ("ssod", 1.5))}   # the trainer's own step, as in training
     x = torch.randn(a.batch, a.channels, a.size, a.size, device=device)
-    if a.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (a.batch,), device=device)
-    losses = {"ce": SSODLoss(alpha=0.0), "ssod": SSODLoss(alpha=1.5)}
     g = torch.Generator().manual_seed(0)
 
     def step(kind):
-        crit = losses[kind]
-        with autocast(device, a.precision):
-            out = step_model(x, blocks=crit.needs_blocks)
-        loss, _ = crit(out, y, g)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
+        trainers[kind].train_step(x, y, g)
 
     for _ in range(a.warmup):
         step("ce"), step("ssod")

@@ -23,35 +23,22 @@ sys.path.insert(0, str(ROOT))
 
 
 def run_one(c):
+    from ssod.config import make_config
     from ssod.data import BatchTransform
-    from ssod.losses import SSODLoss
-    from ssod.model import build_model
-    from ssod.runtime import autocast
+    from ssod.train import Trainer
     device = torch.device(c["device"])
-    torch.manual_seed(0)
-    model = build_model(c["arch"], 10, c["channels"]).to(device)
-    if c["channels_last"]:
-        model = model.to(memory_format=torch.channels_last)
-    step_model = torch.compile(model) if c["compile"] else model
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    scaler = torch.amp.GradScaler(device.type, enabled=c["precision"] == "fp16")
-    crit = SSODLoss(alpha=1.5)
+    bench = "fmnist" if c["channels"] == 1 else "cifar10"
+    cfg = make_config("paper", benchmark=bench, arch=c["arch"], alpha=1.5, image_size=c["size"], batch_size=c["batch"],
+                      device=c["device"], precision=c["precision"], channels_last=bool(c["channels_last"]),
+                      compile=bool(c["compile"]))
+    trainer = Trainer(cfg, log=lambda *_: None).build(steps_per_epoch=1)
     tf = BatchTransform((0.5,) * c["channels"], (0.25,) * c["channels"], c["size"], train=True)
     src = torch.randint(0, 256, (c["batch"], c["channels"], c["src"], c["src"]), dtype=torch.uint8, device=device)
     y = torch.randint(0, 10, (c["batch"],), device=device)
     g = torch.Generator().manual_seed(0)
 
-    def step():
-        x = tf(src, g)
-        if c["channels_last"]:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, c["precision"]):
-            out = step_model(x, blocks=True)
-        loss, _ = crit(out, y, g)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
+    def step():  # the device-side RandomResizedCrop of the small-image path, then the trainer's own step
+        trainer.train_step(tf(src, g), y, g)
 
     def sync():
         if device.type == "cuda":

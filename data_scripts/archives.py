@@ -6,7 +6,9 @@ Layout under the data root ROOT:
 - ROOT/raw/<set>/            extracted archives that are read again (DTD, CIFAR-10 staging); `.complete` marks a
                              finished extraction, anything else there is wiped and extracted again;
 - ROOT/ood32/<set>.pt        the 32x32 OOD sets of the CIFAR-10 benchmark (`common.save_image_set`, written atomically);
-- ROOT/imagenet_ood/<set>/   image folders of the ImageNet benchmark, renamed into place only when complete.
+- ROOT/imagenet_ood/<set>/   image folders of the ImageNet benchmark, renamed into place only when complete;
+- ROOT/manifest.json         every prepared file (sha256, size) and folder (file count, listing hash), see
+                             `common.record`: a prepared set that does not match it is prepared again.
 
 32x32 preprocessing (what the CIFAR baselines do for OOD sets): images that are not 32x32 are resized so the
 shorter side is 32 (bilinear, antialiased) and centre-cropped to 32x32; sets that must already be 32x32 are checked.
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import DataScriptError, download, save_image_set, safe_extract
+from .common import DataScriptError, download, is_prepared, save_image_set, safe_extract
 
 # the suffixes `ssod.data.image_folder` reads (ssod.data.IMAGE_EXTS)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -166,9 +168,9 @@ def load_images32(paths, resize: bool, size: int = SIZE, log=print, name="") -> 
 
 
 def write_ood32(root, name, images, labels=None, log=print, **meta) -> Path:
-    "Write ROOT/ood32/<name>.pt atomically (it appears only when complete)."
+    "Write ROOT/ood32/<name>.pt atomically (it appears only when complete) and record it in the manifest."
     path = ood32_path(root, name)
-    save_image_set(path, images, labels, name=name, **meta)
+    save_image_set(path, images, labels, root=root, name=name, **meta)
     log(f"{name}: {len(images)} images -> {path}")
     return path
 
@@ -182,18 +184,11 @@ def install_folder(staging: Path, final: Path):
     return final
 
 
-def ready(path, name, log=print) -> bool:
-    if Path(path).exists():
-        log(f"{name}: ready in {path}")
-        return True
-    return False
-
-
 def prepare_folder32(name, root, source, log, url, filename, md5, n_images, resize, raw=None):
     """The flow of an archive of images that becomes ROOT/ood32/<name>.pt: download (resumable, md5-checked),
     extract into ROOT/raw/<name>/ (once), check the image count, decode to 32x32 RGB, write atomically."""
     out = ood32_path(root, name)
-    if ready(out, name, log):
+    if is_prepared(root, name, out, log):
         return out
     official_only(name, source)
     archive, folder = fetch_and_extract(url, root, filename, md5, raw or raw_dir(root, name), log)

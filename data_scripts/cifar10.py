@@ -4,15 +4,16 @@ Source: the official archive torchvision downloads (`torchvision.datasets.CIFAR1
 torchvision's md5, copied below), fetched with the resumable `common.download` into ROOT/downloads/ and unpacked
 with `common.safe_extract` into ROOT/raw/cifar10/ (removed afterwards).
 Output: ROOT/cifar-10-batches-py/, torchvision's own layout (`CIFAR10(ROOT, download=False)` reads it); every batch
-file is checked against torchvision's md5 before the folder is moved into place. An existing folder with the right
-checksums (e.g. from an earlier `CIFAR10(ROOT, download=True)`) is reported ready."""
+file is checked against torchvision's md5 before the folder is moved into place, and recorded in ROOT/manifest.json.
+An existing folder with the right checksums (e.g. from an earlier `CIFAR10(ROOT, download=True)`) is reported ready
+(and recorded)."""
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from .archives import clear_folder, extract_fresh, fetch, install_folder, official_only, raw_dir
-from .common import DataScriptError, check_md5, md5sum
+from .archives import extract_fresh, fetch, install_folder, official_only, raw_dir
+from .common import DataScriptError, check_md5, keep_as_bad, md5sum, record, record_verified
 
 
 # torchvision.datasets.CIFAR10's url, filename, tgz_md5, base_folder and file md5s (a test checks they still agree)
@@ -35,6 +36,11 @@ def folder(root) -> Path:
     return Path(root) / FOLDER
 
 
+def paths(root) -> list[Path]:
+    "The batch files, in ROOT/cifar-10-batches-py/."
+    return [folder(root) / f for f in FILES]
+
+
 def is_ready(root) -> bool:
     return all((folder(root) / f).exists() and md5sum(folder(root) / f) == m for f, m in FILES.items())
 
@@ -42,6 +48,7 @@ def is_ready(root) -> bool:
 def prepare(root, cache=None, source="auto", log=print):
     if folder(root).exists():
         if is_ready(root):
+            record_verified(root, paths(root), "cifar10", log)
             log(f"cifar10: ready in {folder(root)}")
             return
         log(f"cifar10: {folder(root)} is incomplete or its checksums differ from torchvision's; preparing it again")
@@ -55,9 +62,11 @@ def prepare(root, cache=None, source="auto", log=print):
         for f, m in FILES.items():
             if not (src / f).exists():
                 raise DataScriptError(f"{archive} lacks {FOLDER}/{f}; delete it and run again")
-            check_md5(src / f, m, keep_bad=True)
-        clear_folder(folder(root))  # an incomplete or corrupted earlier copy
+            check_md5(src / f, m, source=archive)
+        if folder(root).exists() or folder(root).is_symlink():  # an incomplete or corrupted earlier copy: kept
+            log(f"cifar10: kept the folder that was there as {keep_as_bad(folder(root))}")
         install_folder(src, folder(root))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    record(root, paths(root), "cifar10")
     log(f"cifar10: {len(FILES)} batch files -> {folder(root)}")

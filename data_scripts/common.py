@@ -3,10 +3,10 @@ and the offline package sources of this machine (Debian packages, npm packages).
 from __future__ import annotations
 
 import bz2
-import contextlib
 import gzip
 import hashlib
 import http.client
+import json
 import lzma
 import os
 import shutil
@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ssod.runtime import atomic_path  # the library's one atomic-write helper
+
 
 class DataScriptError(RuntimeError):
     "A data set could not be prepared; the message says why and what to do."
@@ -35,45 +37,60 @@ class OfflineError(DataScriptError):
     pass
 
 
-def md5sum(path, chunk=1 << 20) -> str:
-    h = hashlib.md5()
+def _digest(path, algo: str, chunk=1 << 20) -> str:
+    "Hex digest of a file with hashlib's `algo`, read in 1 MiB blocks."
+    h = hashlib.new(algo)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
 
 
-def check_md5(path, md5: str | None, keep_bad=False):
-    "Raise `ChecksumError` (and delete the file unless `keep_bad`) when `path` does not have checksum `md5`."
+def md5sum(path) -> str:
+    "md5 of a file (what the data sets' publishers give)."
+    return _digest(path, "md5")
+
+
+def sha256sum(path) -> str:
+    "sha256 of a file (what the manifest records)."
+    return _digest(path, "sha256")
+
+
+def keep_as_bad(path) -> Path:
+    "Rename `path` (file or folder) to `<path>.bad`, replacing an older one: a bad file is kept, never deleted."
+    path = Path(path)
+    bad = path.with_name(path.name + ".bad")
+    if bad.is_dir() and not bad.is_symlink():
+        shutil.rmtree(bad)
+    elif bad.exists() or bad.is_symlink():
+        bad.unlink()
+    os.replace(path, bad)
+    return bad
+
+
+def check_md5(path, md5: str | None, source=None):
+    """Raise `ChecksumError` when `path` does not have checksum `md5`. The file is kept as `<path>.bad`, never deleted;
+    `source`: the file `path` was made from in this run (a temporary copy the caller discards), named instead."""
     if md5 is None:
         return
     got = md5sum(path)
-    if got != md5:
-        if not keep_bad:
-            Path(path).unlink(missing_ok=True)
-        raise ChecksumError(f"checksum mismatch for {path}: expected md5 {md5}, got {got}"
-                            + ("" if keep_bad else "; the bad file was deleted, run the script again"))
+    if got == md5:
+        return
+    if source is not None:
+        raise ChecksumError(f"checksum mismatch for {Path(path).name} from {source}: expected md5 {md5}, got {got}; "
+                            f"{source} is not the expected version: delete or replace it and run the script again")
+    bad = keep_as_bad(path)
+    raise ChecksumError(f"checksum mismatch for {path}: expected md5 {md5}, got {got}; kept the file as {bad}. "
+                        f"Run the script again to download it again, or put the right file at {path} by hand "
+                        f"(delete {bad.name} once you no longer need it)")
 
 
-@contextlib.contextmanager
-def atomic_path(dest):
-    "Yield a temporary path next to `dest`; rename it onto `dest` only if the block succeeds."
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
-def save_image_set(dest, images: np.ndarray | torch.Tensor, labels=None, **meta):
+def save_image_set(dest, images: np.ndarray | torch.Tensor, labels=None, *, root=None, **meta):
     """Write an image set as a torch file {"images": uint8 N x C x H x W, "labels": int64 N or None, "meta": {...}},
-    atomically. `ssod.data` reads these with `torch.load(weights_only=True)`."""
+    atomically, and record it in ROOT/manifest.json when the data `root` is given (the data set is `meta["name"]`).
+    `ssod.data` reads these with `torch.load(weights_only=True)`."""
     images = torch.as_tensor(images)
     if images.dtype != torch.uint8:
         raise DataScriptError(f"images must be uint8, got {images.dtype}")
@@ -83,24 +100,137 @@ def save_image_set(dest, images: np.ndarray | torch.Tensor, labels=None, **meta)
         raise DataScriptError(f"images must be N x C x H x W, got shape {tuple(images.shape)}")
     obj = {"images": images.contiguous(), "labels": None if labels is None else torch.as_tensor(labels, dtype=torch.int64),
            "meta": {k: v for k, v in meta.items()}}
-    with atomic_path(dest) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(dest) as tmp, open(tmp, "wb") as f:
+        # a file object, not the path: the archive's inner folder is then "archive", not the random temporary name,
+        # so the same images always give the same bytes (and the same sha256 in the manifest)
+        torch.save(obj, f)
+    if root is not None:
+        record(root, [dest], meta.get("name", Path(dest).stem))
     return Path(dest)
+
+
+# ---------------------------------------------------------------- the manifest of prepared files
+# ROOT/manifest.json lists every prepared file with its sha256 and size, and every prepared image folder with its file
+# count and the sha256 of its sorted (relative path, size) listing (cheap: no image is read):
+#   {"files": {"ood28/mnist.pt": {"sha256": ..., "bytes": ..., "dataset": "mnist"}},
+#    "folders": {"imagenet_ood/sun": {"count": ..., "listing_sha256": ..., "dataset": "sun"}}}
+# `prepare` re-prepares what does not match; `ssod.data.load_image_file` checks files against it before loading.
+
+MANIFEST = "manifest.json"
+
+
+def manifest_path(root) -> Path:
+    "ROOT/manifest.json."
+    return Path(root) / MANIFEST
+
+
+def manifest_key(root, path) -> str:
+    "The manifest's name for `path`: its path relative to the data root, with forward slashes."
+    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(root))).as_posix()
+
+
+def read_manifest(root) -> dict:
+    "The manifest of the data root (empty when there is none yet)."
+    path = manifest_path(root)
+    if not path.exists():
+        return {"files": {}, "folders": {}}
+    try:
+        m = json.loads(path.read_text())
+        if not isinstance(m, dict):
+            raise ValueError(f"a JSON {type(m).__name__}, not an object")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DataScriptError(f"{path} is damaged ({e}); delete it and run again (every set is then checked and "
+                              "prepared again)") from e
+    return {"files": m.get("files", {}), "folders": m.get("folders", {})}
+
+
+def folder_entry(folder) -> dict:
+    "File count and sha256 of the sorted (relative path, size) listing of every file under `folder`."
+    folder = Path(folder)
+    rows = []
+    for dirpath, _, filenames in os.walk(folder):
+        for f in filenames:
+            p = Path(dirpath) / f
+            # lstat: a link is listed as it is, even a broken one
+            rows.append(f"{p.relative_to(folder).as_posix()}\t{os.lstat(p).st_size}")
+    listing = "\n".join(sorted(rows)).encode()
+    return {"count": len(rows), "listing_sha256": hashlib.sha256(listing).hexdigest()}
+
+
+def record(root, paths, dataset: str):
+    "Add `paths` (files or folders under `root`, just prepared) to ROOT/manifest.json, atomically."
+    m = read_manifest(root)
+    for p in map(Path, paths):
+        key = manifest_key(root, p)
+        m["files"].pop(key, None)
+        m["folders"].pop(key, None)
+        if p.is_dir():
+            m["folders"][key] = {**folder_entry(p), "dataset": dataset}
+        else:
+            m["files"][key] = {"sha256": sha256sum(p), "bytes": p.stat().st_size, "dataset": dataset}
+    with atomic_path(manifest_path(root)) as tmp:
+        tmp.write_text(json.dumps(m, indent=1, sort_keys=True) + "\n")
+
+
+def manifest_problem(root, path, manifest=None) -> str | None:
+    "What is wrong with prepared `path` according to the manifest (None when it matches)."
+    path = Path(path)
+    m = read_manifest(root) if manifest is None else manifest
+    where = manifest_path(root)
+    if path.is_dir():
+        want = m["folders"].get(manifest_key(root, path))
+        if want is None:
+            return f"{path} is not listed in {where}"
+        got = folder_entry(path)
+        if got["count"] != want["count"]:
+            return f"{path} does not match {where}: {got['count']} files, expected {want['count']}"
+        if got["listing_sha256"] != want["listing_sha256"]:
+            return f"{path} does not match {where}: the names or sizes of its files differ"
+        return None
+    want = m["files"].get(manifest_key(root, path))
+    if want is None:
+        return f"{path} is not listed in {where}"
+    size = path.stat().st_size
+    if size != want["bytes"]:
+        return f"{path} does not match {where}: {size} bytes, expected {want['bytes']}"
+    got = sha256sum(path)
+    if got != want["sha256"]:
+        return f"{path} does not match {where}: sha256 {got}, expected {want['sha256']}"
+    return None
+
+
+def is_prepared(root, name, path, log=print) -> bool:
+    """Whether prepared `path` exists and matches the manifest: logs "ready", or what is wrong (the caller then
+    prepares it again, which repairs it)."""
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()):
+        return False
+    problem = manifest_problem(root, path)
+    if problem is not None:
+        log(f"{name}: {problem}; preparing it again")
+        return False
+    log(f"{name}: ready in {path}")
+    return True
+
+
+def record_verified(root, paths, dataset: str, log=print):
+    """Record files that just passed their published md5 when the manifest lacks them or disagrees (e.g. prepared
+    before the manifest existed): they are right, so they need no preparing again."""
+    m = read_manifest(root)
+    if any(manifest_problem(root, p, m) for p in paths):
+        record(root, paths, dataset)
+        log(f"{dataset}: recorded {len(paths)} files in {manifest_path(root)}")
 
 
 # ---------------------------------------------------------------- downloads
 
 def download(url: str, dest, md5: str | None = None, timeout: float = 30.0, chunk=1 << 20) -> Path:
-    """Download `url` to `dest`, resuming a partial `dest.part`, then check `md5`.
-    A finished file with the right checksum is not downloaded again."""
+    """Download `url` to `dest`, resuming a partial `dest.part`, then check `md5`. A file already at `dest` (a finished
+    download, or one put there by hand) is used when its checksum is right, else kept as `dest.bad` and reported."""
     dest = Path(dest)
-    note = ""
-    if dest.exists():
-        got = None if md5 is None else md5sum(dest)
-        if got == md5:
-            return dest
-        dest.unlink()  # e.g. a file put there by hand that is not the expected one
-        note = f" (the file that was there had md5 {got}, not {md5}; it was deleted)"
+    if dest.exists():  # e.g. a file put there by hand: a wrong one is kept as .bad and reported, never deleted
+        check_md5(dest, md5)
+        return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
@@ -114,7 +244,7 @@ def download(url: str, dest, md5: str | None = None, timeout: float = 30.0, chun
             raise DataScriptError(f"download of {url} failed: HTTP {e.code} {e.reason}") from e
     except (urllib.error.URLError, OSError) as e:
         raise OfflineError(f"cannot reach {url} ({e}). This machine looks offline: download the file by hand "
-                           f"to {dest} (md5 {md5 or 'not published'}) and run the script again.{note}") from e
+                           f"to {dest} (md5 {md5 or 'not published'}) and run the script again") from e
     if resp is not None:
         with resp:
             # 206: the server honoured the Range header, append; anything else (200, file:// URLs) starts over

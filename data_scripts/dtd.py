@@ -17,8 +17,8 @@ import shutil
 from pathlib import Path
 
 from .archives import (check_count, fetch_and_extract, imagenet_ood_dir, install_folder, list_images,
-                       load_images32, official_only, ood32_path, raw_dir, ready, write_ood32, clear_folder)
-from .common import DataScriptError
+                       load_images32, official_only, ood32_path, raw_dir, write_ood32, clear_folder)
+from .common import DataScriptError, is_prepared, keep_as_bad, record
 
 URL = "https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz"
 FILENAME = "dtd-r1.0.1.tar.gz"
@@ -46,7 +46,7 @@ def _images(root, log):
 
 def prepare(root, cache=None, source="auto", log=print):
     "The 32x32 CIFAR-benchmark version: ROOT/ood32/dtd.pt."
-    if ready(ood32_path(root, "dtd"), "dtd", log):
+    if is_prepared(root, "dtd", ood32_path(root, "dtd"), log):
         return
     official_only("dtd", source)
     images, paths, classes = _images(root, log)
@@ -68,8 +68,9 @@ def _link_or_copy(src: Path, dst: Path):
 def prepare_textures_imagenet(root, cache=None, source="auto", log=print):
     "The full-resolution ImageNet-benchmark version: ROOT/imagenet_ood/textures_imagenet/<class>/*.jpg."
     final = imagenet_ood_dir(root, "textures_imagenet")
-    if ready(final, "textures_imagenet", log):
+    if is_prepared(root, "textures_imagenet", final, log):
         return
+    stale = final.exists() or final.is_symlink()   # not as the manifest says: set aside once the new copy is complete
     official_only("textures_imagenet", source)
     images, paths, classes = _images(root, log)
     staging = final.with_name(f".{final.name}.partial")
@@ -79,7 +80,10 @@ def prepare_textures_imagenet(root, cache=None, source="auto", log=print):
             (staging / c).mkdir(parents=True)
         for p in paths:
             _link_or_copy(p, staging / p.relative_to(images))
+        if stale:
+            log(f"textures_imagenet: kept the folder that was there as {keep_as_bad(final)}")
         install_folder(staging, final)
     finally:
         clear_folder(staging)
+    record(root, [final], "textures_imagenet")
     log(f"textures_imagenet: {len(paths)} images in {len(classes)} classes -> {final}")

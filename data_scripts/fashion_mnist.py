@@ -2,14 +2,16 @@
 
 Offline source: Debian's `dataset-fashion-mnist` package (installed under /usr/share/datasets/fashion-mnist, or
 fetched with `apt-get download` and unpacked without root). Elsewhere: the official download through torchvision.
-Output: ROOT/FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte, the layout torchvision reads."""
+Output: ROOT/FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte, the layout torchvision reads, each checked
+against its published md5 and recorded in ROOT/manifest.json."""
 from __future__ import annotations
 
 import gzip
 import shutil
 from pathlib import Path
 
-from .common import DataScriptError, OfflineError, atomic_path, check_md5, debian_package_dir, md5sum
+from .common import (DataScriptError, OfflineError, atomic_path, check_md5, debian_package_dir, md5sum, record,
+                     record_verified)
 
 # md5 of the *uncompressed* IDX files (Debian's .gz files differ from the official ones; their contents do not)
 FILES = {
@@ -26,8 +28,14 @@ def raw_dir(root) -> Path:
     return Path(root) / "FashionMNIST" / "raw"
 
 
-def is_ready(root) -> bool:
-    return all((raw_dir(root) / f).exists() for f in FILES)
+def paths(root) -> list[Path]:
+    "The four IDX files, in ROOT/FashionMNIST/raw/."
+    return [raw_dir(root) / f for f in FILES]
+
+
+def not_matching(root) -> list[str]:
+    "The raw files that are missing or differ from their published md5."
+    return [p.name for p, md5 in zip(paths(root), FILES.values()) if not p.exists() or md5sum(p) != md5]
 
 
 def _from_gz_dir(src: Path, root):
@@ -39,7 +47,7 @@ def _from_gz_dir(src: Path, root):
         with atomic_path(dest) as tmp:
             with gzip.open(gz, "rb") as fin, open(tmp, "wb") as fout:
                 shutil.copyfileobj(fin, fout)
-            check_md5(tmp, md5)
+            check_md5(tmp, md5, source=gz)
 
 
 def _find_offline_source(cache) -> Path:
@@ -62,14 +70,20 @@ def _official(root):
 
 def prepare(root, cache, source="auto", log=print):
     "Lay out Fashion-MNIST under `root`. `source`: 'auto' (Debian package, then official), 'debian' or 'official'."
-    if is_ready(root) and all(md5sum(raw_dir(root) / f) == m for f, m in FILES.items()):
+    bad = not_matching(root)
+    if not bad:
+        record_verified(root, paths(root), "fashion_mnist", log)
         log(f"fashion_mnist: ready in {raw_dir(root)}")
         return
+    if raw_dir(root).exists():
+        log(f"fashion_mnist: {', '.join(bad)} in {raw_dir(root)} missing or not matching the published md5; "
+            "preparing it again")
     errors = []
     if source in ("auto", "debian"):
         try:
             src = _find_offline_source(cache)
             _from_gz_dir(src, root)
+            record(root, paths(root), "fashion_mnist")
             log(f"fashion_mnist: prepared from Debian package files in {src}")
             return
         except (OfflineError, DataScriptError) as e:
@@ -79,6 +93,7 @@ def prepare(root, cache, source="auto", log=print):
     if source in ("auto", "official"):
         try:
             _official(root)
+            record(root, paths(root), "fashion_mnist")
             log("fashion_mnist: prepared from the official download")
             return
         except DataScriptError as e:

@@ -8,8 +8,8 @@ inaturalist/iNaturalist/images/*.jpg; `ssod.data` lists the images recursively).
 from __future__ import annotations
 
 from .archives import (check_count, clear_folder, extract_fresh, fetch, imagenet_ood_dir, install_folder,
-                       list_images, official_only, ready)
-from .common import DataScriptError
+                       list_images, official_only)
+from .common import DataScriptError, is_prepared, keep_as_bad, record
 
 BASE = "http://pages.cs.wisc.edu/~huangrui/imagenet_ood_dataset/"
 # set name -> (archive file name, md5, number of images)
@@ -28,8 +28,9 @@ def prepare(name, root, cache=None, source="auto", log=print):
     if name not in SETS:
         raise DataScriptError(f"unknown ImageNet OOD set {name!r}; known: {sorted(SETS)}")
     final = imagenet_ood_dir(root, name)
-    if ready(final, name, log):
+    if is_prepared(root, name, final, log):
         return
+    stale = final.exists() or final.is_symlink()   # not as the manifest says: set aside once the new copy is complete
     official_only(name, source)
     filename, md5, n_images = SETS[name]
     archive = fetch(url(name), root, filename, md5, log)
@@ -38,7 +39,10 @@ def prepare(name, root, cache=None, source="auto", log=print):
         extract_fresh(archive, staging, log)
         paths = list_images(staging)
         check_count(name, paths, n_images, staging, archive)
+        if stale:
+            log(f"{name}: kept the folder that was there as {keep_as_bad(final)}")
         install_folder(staging, final)
     finally:
         clear_folder(staging)
+    record(root, [final], name)
     log(f"{name}: {n_images} images -> {final}")

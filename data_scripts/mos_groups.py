@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from .archives import downloads_dir, official_only
-from .common import DataScriptError, atomic_path, download
+from .common import DataScriptError, atomic_path, download, is_prepared, record
 
 URL = ("https://raw.githubusercontent.com/deeplearning-wisc/large_scale_ood/master/data_lists/"
        "imagenet2012_group_softmax_val_list.txt")
@@ -59,11 +59,11 @@ def parse_groups(text: str, n_classes: int = N_CLASSES, n_groups: int = N_GROUPS
 def prepare(root, cache=None, source="auto", log=print, n_classes: int = N_CLASSES, n_groups: int = N_GROUPS):
     official_only("mos_groups", source)
     out = dest(root)
-    if out.exists():
-        log(f"mos_groups: ready in {out}")
+    if is_prepared(root, "mos_groups", out, log):
         return
     path = download(URL, downloads_dir(root) / FILENAME, None)
     groups = parse_groups(path.read_text(), n_classes, n_groups)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps({"source": URL, "groups": groups}, indent=1))
+    record(root, [out], "mos_groups")
     log(f"mos_groups: {n_groups} groups of {[len(g) for g in groups]} classes -> {out}")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .common import DataScriptError, save_image_set
+from .common import DataScriptError, is_prepared, save_image_set
 
 SEED = 20240101
 N_CROPS = 3000
@@ -126,12 +126,11 @@ def prepare(name, root, cache=None, source="auto", log=print):
     if name not in BUILDERS:
         raise DataScriptError(f"unknown offline OOD set {name!r}; known: {sorted(BUILDERS)}")
     path = dest(root, name)
-    if path.exists():
-        log(f"{name}: ready in {path}")
+    if is_prepared(root, name, path, log):
         return
     try:
         x, y, meta = BUILDERS[name]()
     except ImportError as e:
         raise DataScriptError(f"{name} needs scikit-image and scikit-learn (pip install 'ssod[data]'): {e}") from e
-    save_image_set(path, x, y, name=name, **meta)
+    save_image_set(path, x, y, root=root, name=name, **meta)
     log(f"{name}: {len(x)} images ({meta['source']}) -> {path}")

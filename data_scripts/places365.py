@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from .archives import (clear_folder, fetch_and_extract, list_images, load_images32, official_only,
-                       ood32_path, raw_dir, ready, write_ood32)
-from .common import DataScriptError, md5sum
+                       ood32_path, raw_dir, write_ood32)
+from .common import DataScriptError, is_prepared, md5sum
 
 NAME = "places365"
 URL = "http://data.csail.mit.edu/places/places365/test_256.tar"
@@ -81,7 +81,7 @@ def read_list(path=None) -> list[str]:
 
 def prepare(root, cache=None, source="auto", log=print):
     out = ood32_path(root, NAME)
-    if ready(out, NAME, log):
+    if is_prepared(root, NAME, out, log):
         return
     official_only(NAME, source)
     names = read_list()

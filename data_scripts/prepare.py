@@ -7,9 +7,12 @@
                                                          # your ImageNet + iNaturalist, SUN, Places, Textures
     python -m data_scripts.prepare --list
 
-The root is --root, else $SSOD_DATA, else ./data. Downloads go to ROOT/downloads/ and resume when interrupted;
-a set that is already prepared is reported "ready" and left alone. When a set fails, the others are still
-prepared and the failures are reported at the end."""
+The root is --root, else $SSOD_DATA, else ./data. Downloads go to ROOT/downloads/ and resume when interrupted; a
+downloaded or hand-placed archive with the wrong checksum is kept as <file>.bad and reported, never deleted.
+Every prepared file is recorded with its sha256 and size in ROOT/manifest.json (folders of images: file count and a
+hash of the file names and sizes). A set that is prepared and matches the manifest is reported "ready" and left alone;
+one that does not match it (damaged, edited, or prepared before the manifest existed) is reported and prepared
+again. When a set fails, the others are still prepared and the failures are reported at the end."""
 from __future__ import annotations
 
 import argparse

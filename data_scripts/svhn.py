@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .archives import fetch, official_only, ood32_path, ready, write_ood32
-from .common import DataScriptError
+from .archives import fetch, official_only, ood32_path, write_ood32
+from .common import DataScriptError, is_prepared
 
 NAME = "svhn"
 URL = "http://ufldl.stanford.edu/housenumbers/test_32x32.mat"
@@ -53,7 +53,7 @@ def first_per_class(labels, per_class, n_classes=N_CLASSES) -> np.ndarray:
 
 
 def prepare(root, cache=None, source="auto", log=print):
-    if ready(ood32_path(root, NAME), NAME, log):
+    if is_prepared(root, NAME, ood32_path(root, NAME), log):
         return
     official_only(NAME, source)
     path = fetch(URL, root, FILENAME, MD5, log)

@@ -14,11 +14,12 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['DATASETS', 'FMNIST_CLASSES', 'VAL_SIZE', 'SPLIT_SEED', 'OFFLINE_OOD', 'CIFAR10_CLASSES', 'CIFAR_OOD', 'IMAGENET_OOD',
-           'BENCHMARKS', 'IMAGE_EXTS', 'data_root', 'DataNotFound', 'ImageSet', 'load_image_file', 'DatasetSpec',
-           'register', 'load_dataset', 'train_val_split', 'Benchmark', 'get_benchmark', 'shuffled_patches',
-           'load_val_ood', 'rrc_params', 'crop_resize', 'BatchTransform', 'TensorLoader', 'FolderLoader', 'make_loader',
-           'FolderSet', 'image_folder', 'eval_ops', 'folder_transform', 'to_image_set']
+__all__ = ['MANIFEST', 'HASH_CACHE', 'DATASETS', 'FMNIST_CLASSES', 'VAL_SIZE', 'SPLIT_SEED', 'OFFLINE_OOD', 'CIFAR10_CLASSES',
+           'CIFAR_OOD', 'IMAGENET_OOD', 'BENCHMARKS', 'IMAGE_EXTS', 'data_root', 'DataNotFound', 'ImageSet',
+           'file_sha256', 'check_manifest', 'load_image_file', 'DatasetSpec', 'register', 'load_dataset',
+           'train_val_split', 'Benchmark', 'get_benchmark', 'shuffled_patches', 'load_val_ood', 'rrc_params',
+           'crop_resize', 'BatchTransform', 'TensorLoader', 'FolderLoader', 'make_loader', 'FolderSet', 'image_folder',
+           'eval_ops', 'folder_transform', 'to_image_set']
 
 # %% ../nbs/04_data.ipynb #3a0ed540
 def data_root(root=None) -> Path:
@@ -61,11 +62,89 @@ class ImageSet:
         idx = torch.as_tensor(idx)
         return ImageSet(self.images[idx], None if self.labels is None else self.labels[idx], name or self.name, self.classes)
 
+# %% ../nbs/04_data.ipynb #9b2e4f60
+import hashlib
+import json
+import warnings
+from .runtime import write_json_atomic
+
+MANIFEST = "manifest.json"             # written by data_scripts.common.record
+HASH_CACHE = ".manifest_cache.json"    # sha256 of checked files by (size, mtime, ctime), next to the manifest
+_hashed: dict = {}                     # the same in memory: (path, size, mtime_ns, ctime_ns) -> sha256
+
+def _sha256(path) -> str:
+    "sha256 of a file, read in 1 MiB blocks."
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+def _read_json(path: Path) -> dict | None:
+    "A JSON object from a file; None when it is missing, unreadable or not an object."
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+def _manifest_key(path: Path, root: Path) -> str:
+    "How the manifest names `path`: relative to the data root, with forward slashes."
+    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(root))).as_posix()
+
+def file_sha256(path, root) -> str:
+    "sha256 of `path`, hashed once per (path, size, mtime, ctime) and kept in memory and in ROOT/.manifest_cache.json."
+    path, root = Path(path), Path(root)
+    st = path.stat()
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns]  # ctime too: editing a file and restoring its mtime still shows
+    mem = (str(path.absolute()), *stamp)
+    if mem not in _hashed:
+        cache_file, key = root / HASH_CACHE, _manifest_key(path, root)
+        cache = _read_json(cache_file) or {}
+        hit = cache.get(key)
+        if not (isinstance(hit, dict) and hit.get("stamp") == stamp and isinstance(hit.get("sha256"), str)):
+            hit = cache[key] = {"stamp": stamp, "sha256": _sha256(path)}
+            try:
+                write_json_atomic(cache, cache_file)
+            except OSError:  # a read-only data root: the in-memory cache still spares this process a second hash
+                pass
+        _hashed[mem] = hit["sha256"]
+    return _hashed[mem]
+
+def check_manifest(path, prepare: str, root):
+    """Check a prepared file against ROOT/manifest.json: `ValueError` naming the fix when it differs, a warning when
+    it cannot be checked (no manifest, or the file is not listed)."""
+    path, root = Path(path), Path(root)
+    manifest_file, fix = root / MANIFEST, f"`{prepare} --root {root}`"
+    manifest = _read_json(manifest_file)
+    if manifest is None:
+        why = "is damaged" if manifest_file.exists() else "is missing (data prepared by an older version?)"
+        warnings.warn(f"{path} cannot be checked: the data manifest {manifest_file} {why}; run {fix} to record it",
+                      stacklevel=3)
+        return
+    want = manifest.get("files", {}).get(_manifest_key(path, root))
+    if not isinstance(want, dict):
+        warnings.warn(f"{path} cannot be checked: it is not listed in the data manifest {manifest_file}; run {fix} "
+                      "to prepare and record it", stacklevel=3)
+        return
+    size = path.stat().st_size
+    if size != want.get("bytes"):
+        expected, found = f"{want.get('bytes')} bytes", f"{size} bytes"
+    else:
+        sha = file_sha256(path, root)
+        if sha == want.get("sha256"):
+            return
+        expected, found = f"sha256 {want.get('sha256')} ({size} bytes)", f"sha256 {sha} ({size} bytes)"
+    raise ValueError(f"{path} does not match the data manifest {manifest_file}: expected {expected}, found {found}; "
+                     f"it is damaged or was changed after it was prepared. Prepare it again: {fix}")
+
 def load_image_file(path, name: str, prepare: str, root: Path) -> ImageSet:
-    "Read an image set written by `data_scripts.common.save_image_set`; clear errors for missing or corrupted files."
+    """Read an image set written by `data_scripts.common.save_image_set`, checked against the manifest; clear errors
+    for missing, damaged or corrupted files."""
     path = Path(path)
     if not path.exists():
         raise _missing(name, path, prepare, root)
+    check_manifest(path, prepare, root)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
         return ImageSet(obj["images"], obj["labels"], name, list(obj.get("meta", {}).get("classes", [])))
@@ -126,6 +205,8 @@ def _fashion_mnist(root: Path, split: str) -> ImageSet:
     img_path, lab_path = raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
     if not img_path.exists() or not lab_path.exists():
         raise _missing("fashion_mnist", raw, DATASETS["fashion_mnist"].prepare, root)
+    for p in (img_path, lab_path):
+        check_manifest(p, DATASETS["fashion_mnist"].prepare, root)
     ds = ImageSet(_read_idx(img_path)[:, None].clone(), _read_idx(lab_path).long(), "fashion_mnist", FMNIST_CLASSES)
     if split == "test":
         return ds
@@ -308,16 +389,21 @@ class BatchTransform:
 # %% ../nbs/04_data.ipynb #5b4370a0
 class TensorLoader:
     "Batches of (transformed images, labels) from an in-memory `ImageSet`, on `device`."
-    def __init__(self, ds: ImageSet, batch_size: int, transform: BatchTransform, shuffle: bool = False, seed: int = 0,
-                 drop_last: bool = False, device="cpu", rank: int = 0, world_size: int = 1, views: int = 1):
+    def __init__(self, ds, batch_size: int, transform: BatchTransform, shuffle: bool = False, seed: int = 0,
+                 drop_last: bool = False, device="cpu", rank: int = 0, world_size: int = 1, views: int = 1,
+                 workers: int = 0):
         if batch_size < 1 or batch_size % world_size:
             raise ValueError(f"batch_size {batch_size} must be positive and divisible by world_size {world_size}")
         self.ds, self.batch_size, self.transform = ds, batch_size, transform
         self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
         self.device, self.rank, self.world_size = torch.device(device), rank, world_size
-        self.views, self.epoch = views, 0
-        self._images = ds.images.to(self.device) if self.device.type != "cpu" else ds.images
-        self._labels = None if ds.labels is None else ds.labels.to(self.device)
+        self.views, self.workers, self.epoch = views, workers, 0
+        self._stage()
+
+    def _stage(self):
+        "The images on the device once (in-memory sets; a folder set decodes every batch instead)."
+        self._images = self.ds.images.to(self.device) if self.device.type != "cpu" else self.ds.images
+        self._labels = None if self.ds.labels is None else self.ds.labels.to(self.device)
 
     def set_epoch(self, epoch: int):
         self.epoch = epoch
@@ -347,15 +433,8 @@ class TensorLoader:
 # %% ../nbs/04_data.ipynb #12227442
 class FolderLoader(TensorLoader):
     "Batches from a `FolderSet`: decoded in `workers` processes, pinned, moved to `device`; TensorLoader's order."
-    def __init__(self, ds: FolderSet, batch_size: int, transform: BatchTransform, shuffle: bool = False, seed: int = 0,
-                 drop_last: bool = False, device="cpu", rank: int = 0, world_size: int = 1, workers: int = 0,
-                 views: int = 1):
-        if batch_size < 1 or batch_size % world_size:
-            raise ValueError(f"batch_size {batch_size} must be positive and divisible by world_size {world_size}")
-        self.ds, self.batch_size, self.transform = ds, batch_size, transform
-        self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
-        self.device, self.rank, self.world_size, self.epoch = torch.device(device), rank, world_size, 0
-        self.workers, self.views = workers, views
+    def _stage(self):
+        pass  # images are decoded per batch in the loader processes
 
     def __iter__(self):
         dl = torch.utils.data.DataLoader(_FolderDataset(self.ds, folder_transform(self.transform), self.views),
@@ -379,8 +458,7 @@ def make_loader(ds, batch_size: int, transform: BatchTransform, **kw):
     "TensorLoader for an in-memory ImageSet, FolderLoader for a FolderSet (same keyword arguments)."
     if isinstance(ds, FolderSet):
         return FolderLoader(ds, batch_size, transform, **kw)
-    kw.pop("workers", None)
-    return TensorLoader(ds, batch_size, transform, **kw)
+    return TensorLoader(ds, batch_size, transform, **kw)  # in memory: `workers` is unused
 
 # %% ../nbs/04_data.ipynb #9975a337
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")

@@ -4,10 +4,7 @@
 
 # %% ../nbs/07_detectors.ipynb #a28c98d2
 from __future__ import annotations
-import hashlib
 import itertools
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,19 +13,30 @@ import torch.nn.functional as F
 from .framework import Detector, Outputs, id_factor, ood_factor, upcast
 from .data import ImageSet, BatchTransform
 from .runtime import autocast, resolve_precision
-from .train import predict, eval_batches, save_atomic
+from .inference import eval_batches
 from .metrics import auroc
 from .methods import rotate
 
 # %% auto #0
-__all__ = ['DETECTORS', 'POSTHOC', 'SSOD_DETECTORS', 'GRIDS', 'METHOD_DETECTORS', 'MSP', 'energy_score', 'Energy',
-           'perturbed_outputs', 'InputDetector', 'ODIN', 'Mahalanobis', 'kth_neighbour_distance', 'KNN', 'ReAct',
-           'SSOD', 'SSODPosterior', 'GODIN', 'MOS', 'CSI', 'make_detector', 'model_fingerprint', 'FeatureCache', 'tune']
+__all__ = ['DETECTORS', 'register_detector', 'MSP', 'energy_score', 'Energy', 'perturbed_outputs', 'InputDetector', 'ODIN',
+           'Mahalanobis', 'kth_neighbour_distance', 'KNN', 'ReAct', 'SSOD', 'SSODPosterior', 'GODIN', 'MOS', 'CSI',
+           'detector_class', 'make_detector', 'detector_names', 'tune']
+
+# %% ../nbs/07_detectors.ipynb #9c35797e
+DETECTORS: dict = {}   # name -> Detector class, filled by @register_detector
+
+def register_detector(cls):
+    "Class decorator: make `cls` available under `cls.name`."
+    if not cls.name or cls.name in DETECTORS and DETECTORS[cls.name] is not cls:
+        raise ValueError(f"detector name {cls.name!r} is empty or already registered")
+    DETECTORS[cls.name] = cls
+    return cls
 
 # %% ../nbs/07_detectors.ipynb #0b9f6c33
+@register_detector
 class MSP(Detector):
     "Maximum softmax probability (Hendrycks & Gimpel 2017)."
-    name = "msp"
+    name, order = "msp", 0
     def score(self, outputs: Outputs) -> torch.Tensor:
         return id_factor(outputs.logits).amax(-1)
 
@@ -36,9 +44,11 @@ def energy_score(logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
     "Negative free energy T * logsumexp(logits / T)."
     return T * torch.logsumexp(logits / T, dim=-1)
 
+@register_detector
 class Energy(Detector):
     "Energy score (Liu et al. 2020): -E(x; f) = T logsumexp(f(x) / T)."
-    name, hyperparameters = "energy", ("T",)
+    name, hyperparameters, order = "energy", ("T",), 2
+    grid_source = "none: the energy paper scores with T = 1"
     def __init__(self, T: float = 1.0): self.T = T
     def score(self, outputs): return energy_score(outputs.logits, self.T)
 
@@ -79,23 +89,45 @@ class InputDetector(Detector):
     def score_inputs(self, model, ds, transform, device="cpu", precision="fp32", batch_size=256) -> torch.Tensor:
         return self.score_inputs_eps(model, ds, transform, [self.eps], device, precision, batch_size)[self.eps]
 
+    shared_hyperparameter = "eps"
+
+    def score_grid(self, key, values, outputs, **inputs) -> dict:
+        "eps <= 0 from the cached `outputs`; every eps > 0 from one gradient pass over `inputs['images']`."
+        if key != "eps":
+            return super().score_grid(key, values, outputs, **inputs)
+        out = {e: self.score(outputs) for e in values if e <= 0}
+        positive = [e for e in values if e > 0]
+        if positive:
+            if not inputs.get("images"):
+                raise ValueError(f"scoring {self.name} with eps > 0 needs the images and the model (`inputs`)")
+            out.update(self.score_inputs_eps(inputs["model"], inputs["images"], inputs["transform"], positive,
+                                             inputs.get("device", "cpu"), batch_size=inputs.get("batch_size", 256)))
+        return {e: out[e] for e in values}
+
     def score_inputs_eps(self, model, ds, transform, eps_list, device="cpu", precision="fp32", batch_size=256) -> dict:
         "{eps: scores} for several step sizes from one gradient pass; `precision` is ignored (perturbation runs in fp32)."
         outs = perturbed_outputs(model, ds, transform, self.objective, eps_list, batch_size, device)
         return {e: self.score(o) for e, o in zip(eps_list, outs)}
 
 # %% ../nbs/07_detectors.ipynb #639effc9
+@register_detector
 class ODIN(InputDetector):
     "ODIN (Liang et al. 2018): max softmax(f(x~)/T) with x~ = x - eps sign(-grad_x log S_y(x; T))."
-    name, hyperparameters = "odin", ("T", "eps")
+    name, hyperparameters, order = "odin", ("T", "eps"), 1
+    grid = {"T": [1, 10, 100, 1000], "eps": [0.0, 0.0014, 0.005]}
+    grid_source = ("T: OpenOOD v1.5's sweep; eps: 0 (no pre-processing), 0.0014 (ODIN's and OpenOOD's default) and a "
+                   "larger step, since one gradient pass serves every eps (OpenOOD v1.5 sweeps eps in {0.0014, 0.0028})")
     def __init__(self, T: float = 1000.0, eps: float = 0.0014): self.T, self.eps = T, eps
     def objective(self, out): return (out.logits.float() / self.T).log_softmax(-1).amax(-1)
     def score(self, outputs): return (outputs.logits / self.T).softmax(-1).amax(-1)
 
 # %% ../nbs/07_detectors.ipynb #1d52578d
+@register_detector
 class Mahalanobis(InputDetector):
     "Mahalanobis distance to the closest class mean, tied covariance (Lee et al. 2018), on penultimate features."
-    name, needs_fit, hyperparameters = "mahalanobis", True, ("eps",)
+    name, needs_fit, hyperparameters, order = "mahalanobis", True, ("eps",), 3
+    grid = {"eps": [0.0, 0.0005, 0.002, 0.005]}
+    grid_source = "a subset of the noise magnitudes Lee et al. search, with 0 (OpenOOD v1.5's MDS uses none)"
     def __init__(self, eps: float = 0.0): self.eps = eps
 
     def fit(self, train: Outputs):
@@ -135,24 +167,47 @@ def kth_neighbour_distance(train_z: torch.Tensor, query_z: torch.Tensor, ks, chu
     dist = (2 - 2 * sims.clamp(max=1)).clamp(min=0).sqrt()    # |a - b|^2 = 2 - 2 a.b for unit vectors
     return {k: dist[:, k - 1] for k in ks}
 
+@register_detector
 class KNN(Detector):
     "Deep nearest neighbours (Sun et al. 2022): -distance to the k-th nearest normalised training feature."
-    name, needs_fit, hyperparameters = "knn", True, ("k",)
+    name, needs_fit, hyperparameters, order = "knn", True, ("k",), 4
+    grid = {"k": [1, 10, 20, 50, 100, 200]}
+    grid_source = ("around the KNN paper's k = 50 for CIFAR-10's 50,000 training images (also OpenOOD v1.5's default); "
+                   "that paper uses k = 1000 for ImageNet's 1.28M, so pass a larger grid there")
+    shared_hyperparameter = "k"
+
+    @classmethod
+    def check_fit_size(cls, n_fit, values):
+        too_big = [k for k in values.get("k", []) if k > n_fit]
+        if too_big:
+            raise ValueError(f"knn: k = {max(too_big)} exceeds the {n_fit} training images it searches (limit_train); "
+                             f"lower k (detector_params / the grid) or use more training images")
     def __init__(self, k: int = 50): self.k = k
     def fit(self, train: Outputs):
         self.train_z = F.normalize(train.features.float(), dim=1)
         return self
     def score(self, outputs):
         return -kth_neighbour_distance(self.train_z, F.normalize(outputs.features.float(), dim=1), [self.k])[self.k]
-    def score_ks(self, outputs, ks) -> dict:
-        "Scores for several k from one search (used by tuning)."
-        d = kth_neighbour_distance(self.train_z, F.normalize(outputs.features.float(), dim=1), ks)
+    def score_grid(self, key, values, outputs, **inputs) -> dict:
+        "Scores for several k from one search (tuning)."
+        if key != "k":
+            return super().score_grid(key, values, outputs, **inputs)
+        d = kth_neighbour_distance(self.train_z, F.normalize(outputs.features.float(), dim=1), values)
         return {k: -v for k, v in d.items()}
 
 # %% ../nbs/07_detectors.ipynb #2415b2bb
+@register_detector
 class ReAct(Detector):
     "ReAct (Sun et al. 2021): energy of f_cls(min(h(x), c)), c = percentile p of ID training activations."
-    name, needs_fit, hyperparameters = "react", True, ("percentile",)
+    name, needs_fit, hyperparameters, order = "react", True, ("percentile",), 5
+    grid = {"percentile": [85, 90, 95, 99]}
+    grid_source = "around ReAct's default p = 90 (also OpenOOD v1.5's default)"
+
+    @classmethod
+    def build(cls, model=None, **params):
+        if model is None:
+            raise ValueError("react needs the model (its classification head)")
+        return cls(model.cls_head, **cls.check_params(params))
     def __init__(self, head: torch.nn.Module, percentile: float = 90.0, T: float = 1.0):
         self.head, self.percentile, self.T = head, percentile, T
 
@@ -168,42 +223,64 @@ class ReAct(Detector):
         return energy_score(logits, self.T)
 
 # %% ../nbs/07_detectors.ipynb #732c91f6
+@register_detector
 class SSOD(Detector):
     "SSOD's OOD factor (Eq. 10): Sigmoid(f_ood(GAP(X)))."
-    name = "ssod"
+    name, group, needs_ood_head, order = "ssod", "ssod", True, 6
     def score(self, outputs):
         if outputs.id_logit is None:
             raise ValueError("SSOD needs a network with an OOD head (outputs.id_logit is None)")
         return ood_factor(outputs.id_logit)
 
+@register_detector
 class SSODPosterior(Detector):
     "The rectified posterior of Eq. 2 at the predicted class: max_i softmax_i(f(x)) * P(x in S_ID)."
-    name = "ssod_posterior"
+    name, group, needs_ood_head, order = "ssod_posterior", "ssod", True, 7
     def score(self, outputs):
         return MSP().score(outputs) * SSOD().score(outputs)
 
 # %% ../nbs/07_detectors.ipynb #5a3fb09e
+def _method_head(cls, model, attr: str):
+    "The classification head of a network trained with `cls.needs_method` (it has `attr`)."
+    head = getattr(model, "cls_head", None)
+    if head is None or not hasattr(head, attr):
+        raise ValueError(f"{cls.name} needs a network trained with method={cls.needs_method!r}")
+    return head
+
+@register_detector
 class GODIN(InputDetector):
     "Generalized ODIN (Hsu et al. 2020): max_i h_i(x~), x~ = x + eps sign(grad_x max_i h_i(x))."
-    name, hyperparameters = "godin", ("eps",)
+    name, hyperparameters, group, needs_method, order = "godin", ("eps",), "method", "godin", 8
+    grid = {"eps": [0.0, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08]}
+    grid_source = "GODIN's own list, chosen by the mean ID validation score (its paper's rule: no OOD data)"
     def __init__(self, eps: float = 0.0025): self.eps = eps
     tunes_on_ood = False  # GODIN picks eps by the mean ID validation score (its paper's rule, no OOD data)
     def objective(self, out): return upcast(out.logits).amax(-1)
     def score(self, outputs): return outputs.logits.amax(-1)
     def id_selection_score(self, s_id): return s_id.mean().item()
 
+@register_detector
 class MOS(Detector):
     "Minimum Others Score (Huang & Li 2021): -min_k p_others^k(x)."
-    name = "mos"
+    name, group, needs_method, order = "mos", "method", "mos", 9
+
+    @classmethod
+    def build(cls, model=None, **params):
+        return cls(_method_head(cls, model, "others"), **cls.check_params(params))
     def __init__(self, head): self.head = head
     @torch.no_grad()
     def score(self, outputs):
         p = next(self.head.parameters())
         return -self.head.others(outputs.features.to(device=p.device, dtype=p.dtype)).amin(-1).float().cpu()
 
+@register_detector
 class CSI(Detector):
     "SupCSI score (Tack et al. 2020): max_y mean_r p(y, r | rot_r(x)) from the joint head."
-    name, needs_inputs = "csi", True
+    name, needs_inputs, group, needs_method, order = "csi", True, "method", "csi", 10
+
+    @classmethod
+    def build(cls, model=None, **params):
+        return cls(_method_head(cls, model, "aux"), **cls.check_params(params))
     def __init__(self, head): self.head = head
     @torch.no_grad()
     def score_inputs(self, model, ds, transform, device="cpu", precision="auto", batch_size=512):
@@ -222,117 +299,47 @@ class CSI(Detector):
         return torch.cat(scores)
 
 # %% ../nbs/07_detectors.ipynb #a763b355
-DETECTORS = ("msp", "odin", "energy", "mahalanobis", "knn", "react", "ssod", "ssod_posterior", "godin", "mos", "csi")
-POSTHOC = ("msp", "odin", "energy", "mahalanobis", "knn", "react")
-SSOD_DETECTORS = ("ssod", "ssod_posterior")
-GRIDS = {
-    "odin": {"T": [1, 10, 100, 1000], "eps": [0.0, 0.0014, 0.005]},
-    "mahalanobis": {"eps": [0.0, 0.0005, 0.002, 0.005]},
-    "knn": {"k": [1, 10, 20, 50, 100, 200]},
-    "react": {"percentile": [85, 90, 95, 99]},
-    "godin": {"eps": [0.0, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08]},   # GODIN's grid; chosen on ID data alone
-}
-METHOD_DETECTORS = ("godin", "mos", "csi")  # training-based methods that come with a score of the same name
+def detector_class(name: str) -> type:
+    "The registered class of detector `name`."
+    if name not in DETECTORS:
+        raise ValueError(f"unknown detector {name!r}; known: {', '.join(detector_names())}")
+    return DETECTORS[name]
 
 def make_detector(name: str, model=None, **params) -> Detector:
     "A detector by name with its default hyperparameters (or `params`)."
-    if name == "msp": return MSP()
-    if name == "odin": return ODIN(**params)
-    if name == "energy": return Energy(**params)
-    if name == "mahalanobis": return Mahalanobis(**params)
-    if name == "knn": return KNN(**params)
-    if name == "react":
-        if model is None:
-            raise ValueError("react needs the model (its classification head)")
-        return ReAct(model.cls_head, **params)
-    if name == "ssod": return SSOD()
-    if name == "ssod_posterior": return SSODPosterior()
-    if name == "godin": return GODIN(**params)
-    if name in ("mos", "csi"):
-        head = getattr(model, "cls_head", None)
-        if head is None or not hasattr(head, "others" if name == "mos" else "aux"):
-            raise ValueError(f"{name} needs a network trained with method={name!r}")
-        return MOS(head) if name == "mos" else CSI(head)
-    raise ValueError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
+    return detector_class(name).build(model, **params)
 
-# %% ../nbs/07_detectors.ipynb #007b6223
-def model_fingerprint(model) -> str:
-    "A short hash of the model's weights and buffers (the cache key of its outputs)."
-    h = hashlib.sha1()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-class FeatureCache:
-    "Outputs of `model` per data set, computed once (memory, and disk when `cache_dir` is set)."
-    def __init__(self, model, transform: BatchTransform, device="cpu", precision="auto", batch_size: int = 512,
-                 channels_last: bool = False, cache_dir=None):
-        self.model, self.transform, self.device, self.precision = model, transform, device, precision
-        self.batch_size, self.channels_last = batch_size, channels_last
-        self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.memory, self.passes, self.seconds = {}, 0, 0.0
-        self.key = model_fingerprint(model) if self.cache_dir else None
-
-    def _path(self, key):
-        return self.cache_dir / f"{self.key}-{key}.pt"
-
-    def get(self, key: str, ds: ImageSet) -> Outputs:
-        "Outputs for data set `ds`, stored under `key` (e.g. 'mnist-test-10000')."
-        if key in self.memory:
-            return self.memory[key]
-        path = self._path(key) if self.cache_dir else None
-        if path is not None and path.exists():
-            try:
-                d = torch.load(path, weights_only=True)
-                self.memory[key] = Outputs(**d)
-                return self.memory[key]
-            except Exception:
-                path.unlink()  # a damaged cache file is recomputed
-        t0 = time.perf_counter()
-        out = predict(self.model, ds, self.transform, self.batch_size, self.device, self.precision, self.channels_last)
-        self.passes, self.seconds = self.passes + 1, self.seconds + time.perf_counter() - t0
-        self.memory[key] = out
-        if path is not None:
-            save_atomic({k: getattr(out, k) for k in ("logits", "features", "id_logit", "labels")}, path)
-        return out
+def detector_names(group: str | None = None) -> list:
+    "Registered detectors (of `group`: posthoc, ssod or method) in table order."
+    classes = sorted(DETECTORS.values(), key=lambda c: c.order)
+    return [c.name for c in classes if group is None or c.group == group]
 
 # %% ../nbs/07_detectors.ipynb #667d3df6
 def tune(name: str, model, val_id: Outputs, val_ood: Outputs, train: Outputs | None = None, grid: dict | None = None,
          inputs: dict | None = None) -> tuple[dict, dict]:
     """Grid-search `name`'s hyperparameters on (val_id, val_ood) by AUROC in percent (a detector with `tunes_on_ood`
     False: by its `id_selection_score` on val_id alone). Returns (best params, {params: selection score}).
-    `inputs`: {'model', 'val_id_set', 'val_ood_set', 'transform', 'device', 'precision'} for detectors with eps > 0."""
-    grid = GRIDS.get(name, {}) if grid is None else grid
+    `inputs`: {'model', 'val_id_set', 'val_ood_set', 'transform', 'device', ...} for detectors that read the images."""
+    cls = detector_class(name)
+    grid = cls.grid if grid is None else grid
     if not grid:
         return {}, {}
-    results = {}
-    if name == "knn":  # one search serves every k
-        det = make_detector("knn").fit(train)
-        s_id, s_ood = det.score_ks(val_id, grid["k"]), det.score_ks(val_ood, grid["k"])
-        results = {(("k", k),): 100 * auroc(s_id[k], s_ood[k]) for k in grid["k"]}
-    else:  # eps apart, the grid's other values fix the detector; one gradient pass scores all its eps > 0
-        keys, scores = list(grid), {}
-        rest = [k for k in keys if k != "eps"]
-        positive = [e for e in grid.get("eps", []) if e > 0]
-        if positive and inputs is None:
-            raise ValueError(f"tuning {name} with eps > 0 needs `inputs`")
-        kw = {k: inputs[k] for k in ("transform", "device", "precision")} if positive else {}
-        for values in itertools.product(*(grid[k] for k in rest)):
-            base = dict(zip(rest, values))
-            det = make_detector(name, model, **base)
-            if det.needs_fit:
-                det.fit(train)
-            per_eps = {e: (det.score(val_id), det.score(val_ood) if det.tunes_on_ood else None)
-                       for e in grid.get("eps", [0.0]) if e <= 0}
-            if positive:
-                ids = det.score_inputs_eps(inputs["model"], inputs["val_id_set"], eps_list=positive, **kw)
-                oods = (det.score_inputs_eps(inputs["model"], inputs["val_ood_set"], eps_list=positive, **kw)
-                        if det.tunes_on_ood else None)
-                per_eps.update({e: (ids[e], None if oods is None else oods[e]) for e in positive})
-            for e, (s_id, s_ood) in per_eps.items():
-                key = tuple((k, e if k == "eps" else base[k]) for k in keys) if "eps" in grid else tuple(base.items())
-                scores[key] = 100 * auroc(s_id, s_ood) if det.tunes_on_ood else det.id_selection_score(s_id)
-        results = {tuple(zip(keys, values)): scores[tuple(zip(keys, values))] for values in itertools.product(*grid.values())}
-    best = max(results, key=results.get)
-    return dict(best), {", ".join(f"{k}={v}" for k, v in key): round(a, 4) for key, a in results.items()}
+    keys, inputs = list(grid), inputs or {}
+    shared = cls.shared_hyperparameter if cls.shared_hyperparameter in grid else None
+    rest = [k for k in keys if k != shared]
+    values_shared = grid[shared] if shared else [None]
+    kw = {k: v for k, v in inputs.items() if k not in ("val_id_set", "val_ood_set")}
+    scores = {}
+    for values in itertools.product(*(grid[k] for k in rest)):  # the other values fix (and fit) one detector
+        det = cls.build(model, **dict(zip(rest, values)))
+        if det.needs_fit:
+            det.fit(train)
+        side = lambda outs, images: (det.score_grid(shared, values_shared, outs, images=images, **kw) if shared
+                                     else {None: det.score(outs)})
+        s_id = side(val_id, inputs.get("val_id_set"))
+        s_ood = side(val_ood, inputs.get("val_ood_set")) if det.tunes_on_ood else None
+        for v in values_shared:
+            key = tuple((k, v if k == shared else values[rest.index(k)]) for k in keys)
+            scores[key] = 100 * auroc(s_id[v], s_ood[v]) if det.tunes_on_ood else det.id_selection_score(s_id[v])
+    best = max(scores, key=scores.get)
+    return dict(best), {", ".join(f"{k}={v}" for k, v in key): round(a, 4) for key, a in scores.items()}

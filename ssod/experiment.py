@@ -5,54 +5,126 @@
 # %% ../nbs/09_experiment.ipynb #3ad42dd4
 from __future__ import annotations
 import argparse
+import inspect
 import json
 import sys
+import tempfile
 from dataclasses import fields
 from pathlib import Path
 
 import torch
 
+from .config import TrainConfig, make_config, PRESETS
 from .runtime import resolve_device, resolve_precision, runtime_info
-from .train import TrainConfig, Trainer, make_config, PRESETS, model_from_checkpoint
-from .detectors import DETECTORS, POSTHOC, SSOD_DETECTORS, METHOD_DETECTORS
+from .data import DataNotFound, get_benchmark, load_dataset, load_val_ood
+from .train import Trainer, model_from_checkpoint
+from .detectors import detector_class, detector_names
+from .methods import METHODS
 from .results import evaluate_model, write_record, code_version, record_table
+from .metrics import METRIC_DEFINITIONS
 
 # %% auto #0
-__all__ = ['default_detectors', 'run', 'resolve_checkpoint', 'evaluate_checkpoint', 'build_parser', 'main']
+__all__ = ['default_detectors', 'check_out_dir', 'check_data', 'candidate_values', 'check_run', 'run_record', 'evaluate', 'run',
+           'resolve_checkpoint', 'evaluate_checkpoint', 'build_parser', 'main']
 
 # %% ../nbs/09_experiment.ipynb #8f330a37
 def default_detectors(cfg: TrainConfig) -> list:
     "Post-hoc baselines always; SSOD's scores when the OOD head was trained; a method's own score."
-    dets = list(POSTHOC) + (list(SSOD_DETECTORS) if cfg.alpha > 0 else [])
-    return dets + ([cfg.method] if cfg.method in METHOD_DETECTORS else [])
+    dets = detector_names("posthoc") + (detector_names("ssod") if cfg.alpha > 0 else [])
+    own = METHODS[cfg.method].score  # the score the method declared (notebook 03a)
+    return dets + ([own] if own not in dets and detector_class(own).group == "method" else [])
+
+def check_out_dir(path) -> Path:
+    "`path` as a folder this process can write into (created if needed), or a ValueError saying why not."
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"out_dir {path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-").close()
+    except OSError as e:
+        raise ValueError(f"out_dir {path} cannot be created or written ({e.strerror or e})") from e
+    return path
+
+def check_data(cfg: TrainConfig, ood_sets=None) -> int:
+    "Load every data set the run reads (ID splits, validation OOD, test OOD); all missing ones in one error. Returns #train."
+    bench, root = get_benchmark(cfg.benchmark), cfg.data_root or None
+    needed = [(bench.id_set, s) for s in ("train", "val", "test")] + [(o, "test") for o in (ood_sets or bench.ood_sets)]
+    missing, n_train = [], 0
+    for name, split in needed:
+        try:
+            ds = load_dataset(name, split, root)
+            n_train = len(ds) if split == "train" else n_train
+        except DataNotFound as e:
+            missing.append(str(e))
+    if missing:
+        raise DataNotFound(f"{len(missing)} data set(s) this run reads are missing:\n" + "\n".join(missing))
+    load_val_ood(bench, root)
+    return min(n_train, cfg.limit_train) if cfg.limit_train else n_train
+
+def candidate_values(cls, fixed: dict, tune: bool = True) -> dict:
+    "{hyperparameter: values the evaluation may use}: the fixed ones, else the grid when tuning, else the defaults."
+    if fixed:
+        return {k: [v] for k, v in fixed.items()}
+    if tune and cls.grid:
+        return dict(cls.grid)
+    defaults = inspect.signature(cls.__init__).parameters
+    return {k: [defaults[k].default] for k in cls.hyperparameters if k in defaults}
+
+def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = None, tune: bool = True) -> list:
+    "Every check that can fail before training starts; returns the detectors the run evaluates."
+    dets, params = list(detectors or default_detectors(cfg)), dict(detector_params or {})
+    stray = set(params) - set(dets)
+    if stray:
+        raise ValueError(f"detector_params names {sorted(stray)}, which this run does not evaluate ({', '.join(dets)})")
+    classes = {name: detector_class(name) for name in dets}
+    for name, cls in classes.items():
+        cls.check_params(params.get(name, {}))
+        if cls.needs_method and cls.needs_method != cfg.method:
+            raise ValueError(f"detector {name!r} needs a network trained with method={cls.needs_method!r}; "
+                             f"this run trains method={cfg.method!r}")
+        if cls.needs_ood_head and cfg.alpha == 0:
+            raise ValueError(f"detector {name!r} reads the OOD head, which alpha = 0 does not train")
+    check_out_dir(cfg.out_dir)
+    n_fit = check_data(cfg)
+    for name, cls in classes.items():
+        if cls.needs_fit:
+            cls.check_fit_size(n_fit, candidate_values(cls, params.get(name, {}), tune))
+    return dets
+
+# %% ../nbs/09_experiment.ipynb #e59af758
+def run_record(cfg: TrainConfig, ev: dict, device, precision: str, **config_extra) -> dict:
+    "The run record of an evaluation `ev` (see `evaluate_model`) of a model of `cfg` (one shape for training and re-evaluation)."
+    return {"config": {**cfg.to_dict(), **config_extra, "code_version": code_version()},
+            "runtime": runtime_info(device, precision), "metric_definitions": METRIC_DEFINITIONS,
+            "id_acc": ev["id_acc"], "ood": ev["ood"], "ood_avg": ev["ood_avg"], "tuned": ev["tuned"],
+            "tuning_auroc": ev["tuning_auroc"],
+            "timing": {"eval_s": ev["eval_s"], "feature_pass_s": ev["feature_pass_s"], "detector_s": ev["detector_s"]}}
+
+def evaluate(model, cfg: TrainConfig, detectors, detector_params, tune, device, precision, log=print, **kw) -> dict:
+    "`evaluate_model` with the configuration's evaluation settings (limits, batch size, image size, data root)."
+    return evaluate_model(model, kw.pop("benchmark", None) or cfg.benchmark, detectors, detector_params, tune, device,
+                          precision, batch_size=cfg.eval_batch_size or cfg.batch_size, channels_last=cfg.channels_last,
+                          image_size=cfg.image_size, limit_eval=kw.pop("limit_eval", cfg.limit_eval),
+                          limit_fit=cfg.limit_train, limit_tune=cfg.limit_tune,
+                          root=kw.pop("data_root", None) or cfg.data_root or None, log=log, **kw)
 
 def run(cfg: TrainConfig, detectors=None, tune: bool = True, detector_params: dict | None = None,
-        cache_features: bool = False, log=print, progress: bool = True) -> dict:
-    "Train + evaluate + write {out_dir}/record.json; returns the record."
-    dets = list(detectors or default_detectors(cfg))
+        cache_features: bool = False, log=print, progress: bool = True, check: bool = True) -> dict:
+    "Check (unless the caller did), train, evaluate, write {out_dir}/record.json; returns the record."
+    dets = check_run(cfg, detectors, detector_params, tune) if check else list(detectors or default_detectors(cfg))
     trainer = Trainer(cfg, log=log, progress=progress).fit()
     if trainer.rank != 0:  # under torchrun, rank 0 evaluates and writes the record
         return None
     log(f"evaluating {len(dets)} detectors on {cfg.benchmark}")
-    ev = evaluate_model(trainer.model, cfg.benchmark, dets, detector_params, tune, trainer.device, trainer.precision,
-                        channels_last=cfg.channels_last, image_size=cfg.image_size, limit_eval=cfg.limit_eval,
-                        limit_fit=cfg.limit_train, limit_tune=cfg.limit_tune, root=cfg.data_root or None,
-                        cache_dir=Path(cfg.out_dir) / "features" if cache_features else None, log=log)
-    record = {
-        "config": {**cfg.to_dict(), "detectors": dets, "tune": tune, "detector_params": detector_params or {},
-                   "code_version": code_version()},
-        "runtime": runtime_info(trainer.device, trainer.precision),
-        "id_acc": ev["id_acc"], "ood": ev["ood"], "ood_avg": ev["ood_avg"], "tuned": ev["tuned"],
-        "tuning_auroc": ev["tuning_auroc"],
-        "train": {"history": trainer.history, "best": trainer.best},
-        "timing": {"train_s": sum(h["seconds"] for h in trainer.history), "eval_s": ev["eval_s"],
-                   "feature_pass_s": ev["feature_pass_s"], "detector_s": ev["detector_s"]},
-    }
-    path = write_record(record, cfg.out_dir)
-    log(f"wrote {path}")
+    ev = evaluate(trainer.model, cfg, dets, detector_params, tune, trainer.device, trainer.precision, log,
+                  cache_dir=Path(cfg.out_dir) / "features" if cache_features else None)
+    record = run_record(cfg, ev, trainer.device, trainer.precision, detectors=dets, tune=tune,
+                        detector_params=detector_params or {})
+    record["train"] = {"history": trainer.history, "best": trainer.best}
+    record["timing"]["train_s"] = sum(h["seconds"] for h in trainer.history)
+    log(f"wrote {write_record(record, cfg.out_dir)}")
     return record
-
-
 
 # %% ../nbs/09_experiment.ipynb #61daa202
 def resolve_checkpoint(path) -> Path:
@@ -77,37 +149,26 @@ def evaluate_checkpoint(checkpoint, out_dir, detectors=None, ood_sets=None, benc
     prec = resolve_precision(precision or cfg.precision, dev)
     dets = list(detectors or default_detectors(cfg))
     limit_eval = cfg.limit_eval if limit_eval is None else limit_eval
-    ev = evaluate_model(model, benchmark or cfg.benchmark, dets, detector_params, tune, dev, prec,
-                        channels_last=cfg.channels_last, image_size=cfg.image_size, limit_eval=limit_eval,
-                        limit_fit=cfg.limit_train, limit_tune=cfg.limit_tune, ood_sets=ood_sets, root=data_root or cfg.data_root or None,
-                        cache_dir=Path(out_dir) / "features" if cache_features else None, log=log)
-    record = {"config": {**cfg.to_dict(), "checkpoint": str(path), "benchmark": benchmark or cfg.benchmark,
-                         "detectors": dets, "ood_sets": list(ev["ood"]), "tune": tune,
-                         "detector_params": detector_params or {}, "limit_eval": limit_eval,
-                         "code_version": code_version()},
-              "runtime": runtime_info(dev, prec),
-              "id_acc": ev["id_acc"], "ood": ev["ood"], "ood_avg": ev["ood_avg"], "tuned": ev["tuned"],
-              "tuning_auroc": ev["tuning_auroc"],
-              "timing": {"eval_s": ev["eval_s"], "feature_pass_s": ev["feature_pass_s"], "detector_s": ev["detector_s"]}}
+    ev = evaluate(model, cfg, dets, detector_params, tune, dev, prec, log, benchmark=benchmark, limit_eval=limit_eval,
+                  ood_sets=ood_sets, data_root=data_root,
+                  cache_dir=Path(out_dir) / "features" if cache_features else None)
+    record = run_record(cfg, ev, dev, prec, checkpoint=str(path), benchmark=benchmark or cfg.benchmark, detectors=dets,
+                        ood_sets=list(ev["ood"]), tune=tune, detector_params=detector_params or {}, limit_eval=limit_eval)
     log(f"wrote {write_record(record, out_dir)}")
     return record
 
 # %% ../nbs/09_experiment.ipynb #1c1adfbb
-def _parse_bool(v: str) -> bool:
-    if v.lower() in ("1", "true", "yes", "y"): return True
-    if v.lower() in ("0", "false", "no", "n"): return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {v!r}")
-
 def build_parser() -> argparse.ArgumentParser:
+    "Options: the run's own, then every TrainConfig field with its help text (values are checked by TrainConfig)."
     p = argparse.ArgumentParser(prog="ssod-train", description="Train SSOD (or the alpha=0 baseline), evaluate, write record.json.")
     p.add_argument("--preset", default="demo", choices=list(PRESETS))
-    p.add_argument("--detectors", default=None, help=f"comma-separated subset of {','.join(DETECTORS)}")
+    p.add_argument("--detectors", default=None, help=f"comma-separated subset of {','.join(detector_names())}")
     p.add_argument("--no-tune", action="store_true", help="use each detector's default hyperparameters")
     p.add_argument("--detector-params", default=None, help='JSON, e.g. \'{"odin": {"T": 1000, "eps": 0.0014}}\'')
     p.add_argument("--cache-features", action="store_true", help="keep the feature pass on disk under out_dir/features")
     for f in fields(TrainConfig):
-        kind = {bool: _parse_bool, int: int, float: float}.get(type(f.default), str)
-        p.add_argument(f"--{f.name}", type=kind, default=None, help=f"default: the preset's, else {f.default!r}")
+        p.add_argument(f"--{f.name}", default=None, metavar=f.type.upper(),
+                       help=f"{f.metadata.get('help', '')} (default: the preset's, else {f.default!r})")
     return p
 
 def main(argv=None):
@@ -116,12 +177,12 @@ def main(argv=None):
     try:
         cfg = make_config(a.preset, **overrides)
         params = json.loads(a.detector_params) if a.detector_params else None
-    except (ValueError, json.JSONDecodeError) as e:
+        dets = check_run(cfg, a.detectors.split(",") if a.detectors else None, params, not a.no_tune)
+    except (ValueError, DataNotFound, json.JSONDecodeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    dets = a.detectors.split(",") if a.detectors else None
     try:
-        rec = run(cfg, dets, not a.no_tune, params, a.cache_features)
+        rec = run(cfg, dets, not a.no_tune, params, a.cache_features, check=False)
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

@@ -76,14 +76,51 @@ class Detector:
     name: str = "detector"
     needs_fit: bool = False      # reads ID training outputs in `fit`
     needs_inputs: bool = False   # needs the model and the images (input gradients), not only cached outputs
+    needs_method: str | None = None  # a network trained with this method (its head holds the score)
+    needs_ood_head: bool = False # a network whose OOD head was trained (alpha > 0)
     hyperparameters: tuple = ()  # names of attributes tuned on validation data
+    grid: dict = {}              # validation grid of those hyperparameters ({} = fixed defaults)
+    grid_source: str = ""        # where the grid comes from, and why
+    shared_hyperparameter: str | None = None  # one computation scores every value of it (`score_grid`)
     tunes_on_ood: bool = True    # tuning maximises AUROC against validation OOD data; False: `id_selection_score` alone
+    group: str = "posthoc"       # posthoc | ssod | method: which networks default to it
+    order: int = 100             # row order in tables
+
+    @classmethod
+    def build(cls, model=None, **params) -> "Detector":
+        "An instance for `model` (detectors that read a head take it from the model) with `params`."
+        cls.check_params(params)
+        return cls(**params)
+
+    @classmethod
+    def check_params(cls, params: dict) -> dict:
+        "Fail, naming the detector, on hyperparameters it does not have or values that are not numbers."
+        unknown = set(params) - set(cls.hyperparameters)
+        if unknown:
+            raise ValueError(f"detector {cls.name!r} has no parameter(s) {sorted(unknown)}; its hyperparameters: "
+                             f"{list(cls.hyperparameters) or 'none'}")
+        bad = {k: v for k, v in params.items() if isinstance(v, bool) or not isinstance(v, (int, float))}
+        if bad:
+            raise ValueError(f"detector {cls.name!r}: parameter values must be numbers, got {bad}")
+        return params
+
+    @classmethod
+    def check_fit_size(cls, n_fit: int, values: dict) -> None:
+        "Fail before any work when hyperparameter `values` ({name: candidates}) cannot work with `n_fit` training images."
 
     def fit(self, train: Outputs) -> "Detector":
         return self
 
     def score(self, outputs: Outputs) -> torch.Tensor:
         raise NotImplementedError
+
+    def score_grid(self, key: str, values, outputs: Outputs, **inputs) -> dict:
+        "{value: scores of `outputs`} for every value of hyperparameter `key` (here: one scoring per value)."
+        out = {}
+        for v in values:
+            setattr(self, key, v)
+            out[v] = self.score(outputs)
+        return out
 
     def params(self) -> dict:
         "The hyperparameter values in use, for the run record."

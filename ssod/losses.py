@@ -4,7 +4,8 @@
 
 # %% ../nbs/03_losses.ipynb #e2d2bae7
 from __future__ import annotations
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field, fields
 import torch
 import torch.nn.functional as F
 
@@ -12,7 +13,8 @@ from .framework import upcast
 from .sampler import sample_blocks, released_sample_blocks, target_confidence, check_gamma, IGNORE
 
 # %% auto #0
-__all__ = ['BALANCES', 'global_counts', 'lwb_loss', 'lw_loss', 'balanced_resample', 'released_ood_loss', 'SSODLoss']
+__all__ = ['BALANCES', 'global_counts', 'lwb_loss', 'lw_loss', 'balanced_resample', 'released_ood_loss', 'param', 'LossConfig',
+           'SSODLoss']
 
 # %% ../nbs/03_losses.ipynb #c1f8536b
 BALANCES = ("lwb", "lw", "dr")
@@ -78,21 +80,23 @@ def released_ood_loss(block_id_logits: torch.Tensor, block_labels: torch.Tensor,
     return 0.5 * sum(p if p is not None else _zero(s) for p in parts)
 
 # %% ../nbs/03_losses.ipynb #91ec7867
+def param(default, help: str):
+    "A dataclass field with a help text: the CLI and the papermill parameters of `nbs/train.ipynb` read it."
+    return field(default=default, metadata={"help": help})
+
 @dataclass
-class SSODLoss:
-    "Eq. 9: CE(y_hat, y) + alpha * CE(y_hat_ood, y_ood) with Eq. 7 sampling and a balance scheme."
-    alpha: float = 1.5           # weight of the OOD term, Eq. 9
-    gamma: float = 0.95          # sampler threshold, Eq. 7
-    balance: str = "lwb"         # 'lwb' | 'lw' | 'dr' (Table 5)
-    gap_positive: bool = True    # the pooled feature is an ID positive (Sec. 4.2)
-    lw_weight: float = 0.2       # LW's balance factor on background losses
-    sampler: str = "paper"       # 'paper' (Eq. 7) | 'released' (the released code's sampler and OOD loss)
-    released_thresh: float = 0.99
-    all_reduce: object = None    # multi-process training: in-place SUM over processes (torch.distributed.all_reduce)
-    world_size: int = 1
+class LossConfig:
+    "The hyperparameters of Eq. 7 and Eq. 9, defined once: the run configuration (notebook 04a) extends this class."
+    alpha: float = param(1.5, "weight of the OOD term of Eq. 9; 0 trains the vanilla cross-entropy network")
+    gamma: float = param(0.95, "sampler threshold of Eq. 7, in (0.5, 1]")
+    balance: str = param("lwb", "ID/OOD balance of Table 5: lwb, lw or dr")
+    gap_positive: bool = param(True, "the pooled feature is an extra ID positive (Sec. 4.2)")
+    lw_weight: float = param(0.2, "LW's weight on background (OOD) losses")
+    sampler: str = param("paper", "paper (Eq. 7) or released (the released code's sampler and OOD loss)")
+    released_thresh: float = param(0.99, "the released sampler's max-softmax threshold")
 
     def __post_init__(self):
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha >= 0:
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha < math.inf:
             raise ValueError(f"alpha must be a number >= 0 (Eq. 9), got {self.alpha!r}")
         check_gamma(self.gamma)
         if self.balance not in BALANCES:
@@ -101,6 +105,18 @@ class SSODLoss:
             raise ValueError(f"unknown sampler {self.sampler!r}; use 'paper' (Eq. 7) or 'released'")
         if not self.lw_weight >= 0:
             raise ValueError(f"lw_weight must be >= 0, got {self.lw_weight!r}")
+        if not 0 < self.released_thresh <= 1:
+            raise ValueError(f"released_thresh must be in (0, 1], got {self.released_thresh!r}")
+
+    def loss_config(self) -> dict:
+        "These fields by name (what `SSODLoss(**...)` takes)."
+        return {f.name: getattr(self, f.name) for f in fields(LossConfig)}
+
+@dataclass
+class SSODLoss(LossConfig):
+    "Eq. 9: CE(y_hat, y) + alpha * CE(y_hat_ood, y_ood) with Eq. 7 sampling and a balance scheme."
+    all_reduce: object = None    # multi-process training: in-place SUM over processes (torch.distributed.all_reduce)
+    world_size: int = 1
 
     @property
     def needs_blocks(self) -> bool:

@@ -5,6 +5,7 @@
 # %% ../nbs/03a_methods.ipynb #009fdfca
 from __future__ import annotations
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -14,17 +15,36 @@ from .framework import upcast
 from .losses import SSODLoss
 
 # %% auto #0
-__all__ = ['METHODS', 'NEEDS_ALPHA_ZERO', 'MOS_GROUPS', 'method_views', 'SSODObjective', 'GodinHead', 'GodinObjective',
-           'ProjectionHead', 'supcon_loss', 'SupConObjective', 'rotate', 'CSIHead', 'CSIObjective', 'mos_groups',
-           'MOSHead', 'MOSObjective', 'build_method_model', 'make_objective']
+__all__ = ['METHODS', 'MOS_GROUPS', 'Method', 'register_method', 'get_method', 'method_views', 'SSODObjective', 'GodinHead',
+           'GodinObjective', 'ProjectionHead', 'supcon_loss', 'SupConObjective', 'rotate', 'CSIHead', 'CSIObjective',
+           'mos_groups', 'MOSHead', 'MOSObjective', 'build_method_model', 'make_objective']
 
 # %% ../nbs/03a_methods.ipynb #cb2eb28b
-METHODS = ("ssod", "ce", "godin", "supcon", "ssod_supcon", "csi", "mos")
-NEEDS_ALPHA_ZERO = ("ce", "godin", "supcon", "csi", "mos")
+@dataclass(frozen=True)
+class Method:
+    "A training method, declared next to its code: objective, the heads it adds, views per image, its own score."
+    name: str
+    objective: Callable              # (loss: SSODLoss, supcon_weight=, temperature=, groups=) -> objective
+    heads: Callable | None = None    # (net, num_classes=, groups=, proj_dim=) -> None: puts its heads on `net`
+    views: int = 1                   # augmented views of every image the loader gives
+    alpha_zero: bool = False         # does not use Eq. 9's OOD term: the configuration sets alpha = 0
+    score: str = "ssod"              # the detector that is this method's own score (notebook 07)
+
+METHODS: dict = {}   # name -> Method, filled by register_method in the cells below
+
+def register_method(method: Method) -> Method:
+    "Make `method` available by name (configuration, trainer, default detectors)."
+    METHODS[method.name] = method
+    return method
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
+    return METHODS[name]
 
 def method_views(method: str) -> int:
     "Augmented views per image the loader must give (two for the contrastive methods)."
-    return 2 if method in ("supcon", "ssod_supcon", "csi") else 1
+    return get_method(method).views
 
 # %% ../nbs/03a_methods.ipynb #0fe64ca0
 @dataclass
@@ -40,6 +60,9 @@ class SSODObjective:
 def _null():
     import contextlib
     return contextlib.nullcontext()
+
+register_method(Method("ssod", lambda loss, **_: SSODObjective(loss)))
+register_method(Method("ce", lambda loss, **_: SSODObjective(loss), alpha_zero=True, score="msp"))
 
 # %% ../nbs/03a_methods.ipynb #13bc2f56
 class GodinHead(nn.Module):
@@ -66,6 +89,11 @@ class GodinObjective:
             out = model(x)
         ce = F.cross_entropy(upcast(out.logits), y)
         return ce, {"ce": ce.item()}
+
+def _godin_heads(net, num_classes, **_):
+    net.cls_head = GodinHead(net.channels, num_classes)
+
+register_method(Method("godin", lambda loss, **_: GodinObjective(), _godin_heads, alpha_zero=True, score="godin"))
 
 # %% ../nbs/03a_methods.ipynb #d091071c
 class ProjectionHead(nn.Sequential):
@@ -104,6 +132,13 @@ class SupConObjective:
         stats["supcon"] = con.item()
         return loss + self.weight * con, stats
 
+def _projection_head(net, proj_dim=128, **_):
+    net.proj_head = ProjectionHead(net.channels, proj_dim)
+
+_supcon = lambda loss, supcon_weight=1.0, temperature=0.1, **_: SupConObjective(loss, supcon_weight, temperature)
+register_method(Method("supcon", _supcon, _projection_head, views=2, alpha_zero=True, score="knn"))
+register_method(Method("ssod_supcon", _supcon, _projection_head, views=2))
+
 # %% ../nbs/03a_methods.ipynb #d21ac8de
 def rotate(x: torch.Tensor, r: int) -> torch.Tensor:
     "Rotate a B x C x H x W batch by r * 90 degrees."
@@ -138,6 +173,13 @@ class CSIObjective:
         ce = F.cross_entropy(upcast(out.aux), joint)
         con = supcon_loss(out.proj, joint, self.temperature)
         return ce + self.weight * con, {"ce": ce.item(), "supcon": con.item()}
+
+def _csi_heads(net, num_classes, proj_dim=128, **_):
+    net.cls_head = CSIHead(net.channels, num_classes)
+    _projection_head(net, proj_dim)
+
+register_method(Method("csi", lambda loss, supcon_weight=1.0, temperature=0.1, **_: CSIObjective(supcon_weight, temperature),
+                       _csi_heads, views=2, alpha_zero=True, score="csi"))
 
 # %% ../nbs/03a_methods.ipynb #fd815c13
 MOS_GROUPS = {
@@ -214,37 +256,25 @@ class MOSObjective:
         loss = sum(F.cross_entropy(z, t) for z, t in zip(upcast(out.aux).split(self.sizes, dim=-1), targets))
         return loss, {"ce": loss.item()}
 
+def _mos_heads(net, groups=None, **_):
+    net.cls_head = MOSHead(net.channels, groups)
+
+register_method(Method("mos", lambda loss, groups=None, **_: MOSObjective(groups), _mos_heads, alpha_zero=True,
+                       score="mos"))
+
 # %% ../nbs/03a_methods.ipynb #f889c10d
 def build_method_model(method: str, arch: str, num_classes: int, in_channels: int, pretrained: bool = False,
                        ood_head: str = "linear", freeze_backbone: bool = False, freeze_cls: bool = False,
                        groups: list | None = None, proj_dim: int = 128):
     "An SSODNet with the method's heads."
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    m = get_method(method)
     from ssod.model import build_model
     net = build_model(arch, num_classes, in_channels, pretrained, ood_head, freeze_backbone, freeze_cls)
-    c = net.channels
-    if method == "godin":
-        net.cls_head = GodinHead(c, num_classes)
-    elif method == "mos":
-        net.cls_head = MOSHead(c, groups)
-    elif method == "csi":
-        net.cls_head = CSIHead(c, num_classes)
-    if method in ("supcon", "ssod_supcon", "csi"):
-        net.proj_head = ProjectionHead(c, proj_dim)
+    if m.heads is not None:
+        m.heads(net, num_classes=num_classes, groups=groups, proj_dim=proj_dim)
     return net
 
 def make_objective(method: str, loss: SSODLoss, supcon_weight: float = 1.0, temperature: float = 0.1,
                    groups: list | None = None):
     "The training objective of a method (loss: the configured SSODLoss, used by ssod, ce, supcon, ssod_supcon)."
-    if method in ("ssod", "ce"):
-        return SSODObjective(loss)
-    if method == "godin":
-        return GodinObjective()
-    if method in ("supcon", "ssod_supcon"):
-        return SupConObjective(loss, supcon_weight, temperature)
-    if method == "csi":
-        return CSIObjective(supcon_weight, temperature)
-    if method == "mos":
-        return MOSObjective(groups)
-    raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    return get_method(method).objective(loss, supcon_weight=supcon_weight, temperature=temperature, groups=groups)

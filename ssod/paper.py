@@ -6,19 +6,23 @@
 from __future__ import annotations
 import json
 import math
+import numbers
+import re
+import shlex
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .train import TrainConfig
+from .config import TrainConfig
 from .store import seed_stat
 
 # %% auto #0
 __all__ = ['T1_SETS', 'TABLE1', 'T2_SETS', 'TABLE2', 'TABLE2_AVERAGE', 'T3_SETS', 'TABLE3', 'TABLE4', 'TABLE5', 'TABLE6', 'ROWS',
-           'SET_NAMES', 'RowSpec', 'runnable', 'ablation_ood_set', 'fmt', 'method_table', 'setting_stats',
-           'setting_table', 'method_records', 'provenance', 'papermill_command', 'table_stem', 'write_table']
+           'SET_NAMES', 'SEEDS_FORMS', 'RowSpec', 'runnable', 'ablation_ood_set', 'fmt', 'method_table',
+           'setting_stats', 'setting_table', 'parse_seeds', 'parse_mapping', 'method_records', 'provenance',
+           'papermill_command', 'table_stem', 'write_table']
 
 # %% ../nbs/11_paper.ipynb #45b1597d
 T1_SETS = ["iNaturalist", "SUN", "Places"]
@@ -85,8 +89,8 @@ def runnable(spec: RowSpec) -> bool:
     if not set(spec.run) <= known:
         return False
     if "method" in spec.run:
-        from ssod import train
-        return spec.run["method"] in getattr(train, "METHODS", ())
+        from ssod.methods import METHODS
+        return spec.run["method"] in METHODS
     return True
 
 # %% ../nbs/11_paper.ipynb #11fb4308
@@ -156,10 +160,81 @@ def setting_table(labels: list, paper: dict, ours: dict, index_name: str) -> pd.
         data.append([fmt(o[0] - v) if p else "—" for o, v in zip(ours[metric], p or [0] * len(labels))])
     return pd.DataFrame(list(zip(*data)), index=pd.Index(labels, name=index_name), columns=pd.MultiIndex.from_tuples(cols))
 
+# %% ../nbs/11_paper.ipynb #3ece3803
+SEEDS_FORMS = ('a list of distinct whole numbers >= 0 such as [0, 1, 2] (papermill: -y "seeds: [0, 1, 2]"), '
+               'the same as a string "[0, 1, 2]", "0,1,2" or "0, 1, 2" (papermill: -p seeds 0,1,2), '
+               'or a count N >= 1 meaning seeds 0 to N-1, as a number or a string (papermill: -p seeds 3)')
+
+def _seeds_error(problem: str, seeds) -> ValueError:
+    "A ValueError naming the parameter, the problem, the value given and the accepted forms."
+    return ValueError(f"seeds: {problem}, got {seeds!r}. Accepted: {SEEDS_FORMS}")
+
+def _whole(item: str, seeds) -> int:
+    "One seed or count written as text: a whole number, else ValueError."
+    if not re.fullmatch(r"[+-]?\d+", item):
+        raise _seeds_error(f"{item!r} is not a whole number" if item else "an empty item", seeds)
+    return int(item)
+
+def _count(n: int, seeds) -> list:
+    "Seeds 0..n-1 for a count n >= 1."
+    if n < 1:
+        raise _seeds_error("a count must be >= 1 (1 means seed 0 alone; write [5] for seed 5 alone)", seeds)
+    return list(range(n))
+
+def _distinct(values: list, seeds) -> list:
+    "`values` if it is a non-empty list of distinct seeds >= 0, else ValueError."
+    if not values:
+        raise _seeds_error("no seeds given", seeds)
+    if any(v < 0 for v in values):
+        raise _seeds_error(f"seeds must be >= 0, found {min(values)}", seeds)
+    dup = sorted({v for v in values if values.count(v) > 1})
+    if dup:
+        raise _seeds_error(f"duplicate seed(s) {dup}", seeds)
+    return values
+
+def parse_seeds(seeds) -> list[int]:
+    "The list of seeds from any form papermill passes: a list of ints, a string '[0, 1]' / '0,1' / '0, 1', or a count N."
+    if isinstance(seeds, bool):
+        raise _seeds_error("a bool is neither a list of seeds nor a count", seeds)
+    if isinstance(seeds, numbers.Integral):
+        return _count(int(seeds), seeds)
+    if isinstance(seeds, str):
+        body = seeds.strip()
+        bracketed = body.startswith("[") and body.endswith("]")
+        body = body[1:-1].strip() if bracketed else body
+        if not body:
+            raise _seeds_error("no seeds given", seeds)
+        items = [t.strip() for t in body.split(",")]
+        if len(items) == 1 and not bracketed:
+            return _count(_whole(items[0], seeds), seeds)
+        return _distinct([_whole(t, seeds) for t in items], seeds)
+    if isinstance(seeds, (list, tuple)):
+        for v in seeds:
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise _seeds_error(f"{v!r} is not a whole number", seeds)
+        return _distinct([int(v) for v in seeds], seeds)
+    raise _seeds_error(f"a {type(seeds).__name__} is neither a list of seeds nor a count", seeds)
+
+def parse_mapping(value, name: str) -> dict:
+    "A dict parameter from papermill: a mapping (`-y`), or a JSON / YAML string (`-p`); anything else fails naming it."
+    if isinstance(value, str):
+        import yaml
+        try:
+            value = yaml.safe_load(value) if value.strip() else {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"{name}: not a mapping, got {value!r} ({e})") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a mapping such as {{\"epochs\": 1}}, got {value!r}")
+    return dict(value)
+
+
 # %% ../nbs/11_paper.ipynb #1667c888
 def method_records(store, base: TrainConfig, methods, seeds) -> dict:
-    "{method: [record per seed] or None if the method is not runnable yet}."
+    "{method: [record per seed] or None if the method is not runnable yet}; `seeds` in any form `parse_seeds` takes."
     from dataclasses import replace
+    seeds = parse_seeds(seeds)
     groups, out = {}, {}
     for m in methods:
         spec = ROWS[m]
@@ -188,10 +263,12 @@ def provenance(*records: dict) -> list:
     return seen
 
 def papermill_command(notebook: str, benchmark: str, preset: str, seeds, overrides: dict | None = None, **params) -> str:
-    "The command that regenerates a table: the notebook with its benchmark, preset, seeds, extra parameters and overrides."
-    cmd = f"papermill nbs/{notebook}.ipynb out.ipynb -p benchmark {benchmark} -p preset {preset} -p seeds '{seeds}'"
-    cmd += "".join(f" -p {k} {v}" for k, v in params.items())
-    return cmd + (f" -y 'overrides: {json.dumps(overrides)}'" if overrides else "")
+    "The command that regenerates a table: the notebook with its benchmark, preset, seeds (a YAML list), parameters, overrides."
+    q = shlex.quote
+    cmd = f"papermill nbs/{notebook}.ipynb out.ipynb -p benchmark {q(str(benchmark))} -p preset {q(str(preset))}"
+    cmd += f" -y {q(f'seeds: {parse_seeds(seeds)}')}"
+    cmd += "".join(f" -p {k} {q(str(v))}" for k, v in params.items())
+    return cmd + (f" -y {q(f'overrides: {json.dumps(overrides)}')}" if overrides else "")
 
 def table_stem(n: int, name: str, benchmark: str, folder="figures") -> Path:
     "figures/table<n> for the offline benchmark, figures/table<n>_<benchmark> otherwise."

@@ -16,30 +16,30 @@ import torch
 
 import ssod
 from .data import get_benchmark, load_dataset, load_val_ood, ImageSet
-from .detectors import FeatureCache, make_detector, tune, GRIDS, DETECTORS, SSOD_DETECTORS
-from .metrics import ood_metrics, id_accuracy, METRICS
+from .detectors import make_detector, detector_class, detector_names, tune
+from .metrics import ood_metrics, id_accuracy, METRICS, METRICS_REQUIRED
 from .runtime import resolve_precision, write_json_atomic
-from .train import eval_transform, limit
+from .inference import FeatureCache, eval_transform, limit
 
 # %% auto #0
 __all__ = ['evaluate_model', 'average_over_sets', 'code_version', 'check_record', 'write_record', 'read_record', 'record_table',
            'compare_table', 'main']
 
 # %% ../nbs/08_results.ipynb #afaf03c5
-def evaluate_model(model, benchmark: str, detectors=DETECTORS, params: dict | None = None, tune_params: bool = True,
+def evaluate_model(model, benchmark: str, detectors=None, params: dict | None = None, tune_params: bool = True,
                    device="cpu", precision="auto", batch_size: int = 512, channels_last: bool = False,
                    image_size: int = 0, limit_eval: int = 0, limit_fit: int = 0, limit_tune: int = 0, ood_sets=None, root=None,
                    cache_dir=None, grids: dict | None = None, log=print) -> dict:
     """Evaluate `model` on a benchmark with `detectors`; returns the record's id_acc, ood, ood_avg, tuned and eval_s.
-    `params` fixes a detector's hyperparameters; `grids` replaces a detector's tuning grid (`ssod.detectors.GRIDS`);
-    `limit_tune` > 0 tunes on the first `limit_tune` validation ID and validation OOD images (the demo's CPU budget)."""
+    `params` fixes a detector's hyperparameters; `grids` replaces a detector's tuning grid (its class's `grid`);
+    `limit_tune` > 0 tunes on the first `limit_tune` validation ID and validation OOD images (the demo's CPU budget);
+    `batch_size` is that of every evaluation pass, feature and gradient passes alike."""
     t0 = time.time()
     precision = resolve_precision(precision, device)  # one precision for every pass below (perturbation: fp32)
     bench = get_benchmark(benchmark)
-    params = dict(params or {})
-    unknown = set(detectors) - set(DETECTORS)
-    if unknown:
-        raise ValueError(f"unknown detector(s) {sorted(unknown)}; known: {', '.join(DETECTORS)}")
+    params, detectors = dict(params or {}), list(detectors or detector_names())
+    for name in detectors:
+        detector_class(name).check_params(params.get(name, {}))  # unknown names and parameters fail before any pass
     model.eval()
     tf = eval_transform(bench, image_size)
     cache = FeatureCache(model, tf, device, precision, batch_size, channels_last, cache_dir)
@@ -59,14 +59,14 @@ def evaluate_model(model, benchmark: str, detectors=DETECTORS, params: dict | No
     id_out = outputs(bench.id_set, "test")
     record = {"id_acc": id_accuracy(id_out.logits, id_out.labels), "ood": {}, "tuned": {}, "tuning_auroc": {}}
     ood_names = list(bench.ood_sets if ood_sets is None else ood_sets)
-    inputs_kw = dict(transform=tf, device=device, precision=precision)
+    inputs_kw = dict(transform=tf, device=device, precision=precision, batch_size=batch_size)
     n_tune = min(n for n in (limit_eval, limit_tune) if n) if (limit_eval or limit_tune) else 0
     record["detector_s"] = {}
     for name in detectors:
         t_det, t_pass = time.time(), cache.seconds
         det = make_detector(name, model, **params.get(name, {}))
         train_out = outputs(bench.id_set, "train", limit_fit) if det.needs_fit else None
-        grid = (grids or {}).get(name, GRIDS.get(name))
+        grid = (grids or {}).get(name, type(det).grid)
         if tune_params and name not in params and grid:
             inputs = {"model": model, "val_id_set": data(bench.id_set, "val", n_tune)[1],
                       "val_ood_set": data("val_ood", "test", n_tune)[1], **inputs_kw}
@@ -96,7 +96,7 @@ def evaluate_model(model, benchmark: str, detectors=DETECTORS, params: dict | No
 # %% ../nbs/08_results.ipynb #c974c527
 def average_over_sets(ood: dict) -> dict:
     "Mean of every metric over the OOD sets, per detector (the paper's 'Average' row)."
-    dets = sorted({d for per_set in ood.values() for d in per_set}, key=lambda d: DETECTORS.index(d) if d in DETECTORS else 99)
+    dets = sorted({d for per_set in ood.values() for d in per_set}, key=lambda d: (detector_names() + [d]).index(d))
     avg = {}
     for d in dets:
         rows = [per_set[d] for per_set in ood.values() if d in per_set]
@@ -127,7 +127,7 @@ def check_record(rec: dict) -> dict:
         raise ValueError(f"id_acc {rec['id_acc']} is not a percentage")
     for ood, per_det in rec["ood"].items():
         for det, m in per_det.items():
-            missing = set(METRICS) - set(m)
+            missing = set(METRICS_REQUIRED) - set(m)  # older records lack the trapezoid AUPRs
             if missing:
                 raise ValueError(f"record ood[{ood!r}][{det!r}] lacks {sorted(missing)}")
             bad = {k: v for k, v in m.items() if not 0 <= v <= 100}

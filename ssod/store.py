@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .runtime import resolve_device, resolve_precision
-from .train import RESUME_KEYS_IGNORED, TrainConfig, make_config
+from .config import RESUME_KEYS_IGNORED, TrainConfig, make_config
 from .metrics import METRICS
 from .results import read_record, write_record, average_over_sets
 

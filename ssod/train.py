@@ -4,137 +4,27 @@
 
 # %% ../nbs/05_train.ipynb #fb7db6bd
 from __future__ import annotations
-import json
 import math
-import os
 import time
-from dataclasses import dataclass, asdict, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from datetime import timedelta
 from tqdm import tqdm
 
 import ssod
-from .framework import Outputs
-from .runtime import resolve_device, resolve_precision, autocast, set_threads, atomic_write, PRECISIONS
-from .model import build_model, ARCHS
-from .losses import SSODLoss, BALANCES
-from .methods import METHODS, NEEDS_ALPHA_ZERO, method_views, build_method_model, make_objective, mos_groups
-from .data import (ImageSet, TensorLoader, BatchTransform, get_benchmark, load_dataset, make_loader)
+from .config import TrainConfig, RESUME_KEYS_IGNORED
+from .runtime import (resolve_device, resolve_precision, autocast, set_threads, save_atomic, init_distributed,
+                          convert_sync_bn)
+from .losses import SSODLoss
+from .methods import method_views, build_method_model, make_objective, mos_groups
+from .data import BatchTransform, get_benchmark, load_dataset, make_loader
+from .inference import eval_transform, predict, limit, accuracy
 
 # %% auto #0
-__all__ = ['PRESETS', 'PAPER_ARCH', 'RESUME_KEYS_IGNORED', 'TrainConfig', 'make_config', 'lr_factor', 'CheckpointError',
-           'save_atomic', 'load_checkpoint', 'model_from_checkpoint', 'eval_transform', 'eval_batches', 'predict',
-           'limit', 'accuracy', 'init_distributed', 'GlobalBatchNorm', 'convert_sync_bn', 'Trainer']
-
-# %% ../nbs/05_train.ipynb #cf1c2611
-@dataclass
-class TrainConfig:
-    "Every parameter of a training run. Defaults: the paper (Sec. 5.1, App. B)."
-    benchmark: str = "fmnist"
-    arch: str = "small_resnet"
-    pretrained: bool = False
-    method: str = "ssod"          # ssod | ce | godin | supcon | ssod_supcon | csi | mos (notebook 03a)
-    alpha: float = 1.5            # Eq. 9; 0 = vanilla cross-entropy network
-    gamma: float = 0.95           # Eq. 7
-    balance: str = "lwb"          # Table 5: lwb | lw | dr
-    gap_positive: bool = True     # pooled feature as ID positive (Sec. 4.2)
-    lw_weight: float = 0.2        # LW balance factor
-    sampler: str = "paper"        # paper (Eq. 7) | released
-    ood_head: str = "linear"      # linear (paper) | mlp (released code)
-    freeze_backbone: bool = False
-    freeze_cls: bool = False
-    supcon_weight: float = 1.0    # contrastive methods: weight of the SupCon term
-    temperature: float = 0.1      # SupCon temperature
-    proj_dim: int = 128           # projection head output size
-    epochs: int = 300
-    batch_size: int = 256
-    lr: float = 1e-4
-    weight_decay: float = 0.01    # AdamW's default
-    lr_schedule: str = "step"     # step | cosine | constant
-    lr_step: int = 30             # epochs between halvings (step)
-    lr_decay: float = 0.5
-    warmup_epochs: float = 0.0
-    augment: str = "rrc"          # rrc | none
-    rrc_scale_min: float = 0.08
-    hflip: bool = False
-    image_size: int = 0           # 0 = the benchmark's
-    seed: int = 0
-    device: str = "auto"          # auto | cpu | cuda | cuda:N
-    precision: str = "auto"       # auto | fp32 | bf16 | fp16 | fp64 (numerical checks)
-    channels_last: bool = True
-    compile: bool = False
-    select: str = "val_acc"       # model selection on ID validation data: val_acc | last
-    out_dir: str = "runs/default"
-    resume: bool = True
-    data_root: str = ""
-    num_threads: int = 0          # CPU threads; 0 = torch's default
-    limit_train: int = 0          # use only the first N training images (smoke runs); 0 = all
-    limit_eval: int = 0           # use only the first N images of every validation / test set; 0 = all
-    limit_tune: int = 0           # tune detectors on the first N validation ID and N validation OOD images; 0 = all
-    workers: int = 8              # loader processes for image-folder data sets (ImageNet); in-memory sets need none
-    sync_bn: bool = True          # multi-process: batch-norm statistics over the global batch
-    dist_timeout: int = 300       # multi-process: seconds before a collective waiting on a dead process fails
-
-    def __post_init__(self):
-        checks = [
-            (isinstance(self.alpha, (int, float)) and not isinstance(self.alpha, bool) and self.alpha >= 0,
-             f"alpha must be >= 0 (Eq. 9), got {self.alpha!r}"),
-            (isinstance(self.gamma, (int, float)) and 0.5 < self.gamma <= 1, f"gamma must be in (0.5, 1] (Eq. 7), got {self.gamma!r}"),
-            (self.balance in BALANCES, f"unknown balance {self.balance!r}; use one of {BALANCES}"),
-            (self.method in METHODS, f"unknown method {self.method!r}; known: {', '.join(METHODS)}"),
-            (self.method not in NEEDS_ALPHA_ZERO or self.alpha == 0,
-             f"method {self.method!r} trains its own objective: alpha must be 0 (got {self.alpha!r})"),
-            (self.method not in ("ssod", "ssod_supcon") or self.alpha > 0 or self.method == "ssod",
-             f"method 'ssod_supcon' needs alpha > 0 (use 'supcon' for alpha = 0)"),
-            (self.arch in ARCHS, f"unknown arch {self.arch!r}; known architectures: {', '.join(ARCHS)}"),
-            (isinstance(self.epochs, int) and self.epochs >= 1, f"epochs must be an int >= 1, got {self.epochs!r}"),
-            (isinstance(self.batch_size, int) and self.batch_size >= 1, f"batch_size must be an int >= 1, got {self.batch_size!r}"),
-            (self.lr > 0, f"lr must be > 0, got {self.lr!r}"),
-            (self.lr_schedule in ("step", "cosine", "constant"), f"unknown lr_schedule {self.lr_schedule!r}"),
-            (self.lr_step >= 1, f"lr_step must be >= 1, got {self.lr_step!r}"),
-            (self.augment in ("rrc", "none"), f"unknown augment {self.augment!r}; use 'rrc' or 'none'"),
-            (self.precision in PRECISIONS, f"unknown precision {self.precision!r}; use one of {PRECISIONS}"),
-            (self.select in ("val_acc", "last"), f"unknown select {self.select!r}; use 'val_acc' or 'last'"),
-            (self.limit_train >= 0 and self.limit_eval >= 0 and self.limit_tune >= 0,
-             "limit_train, limit_eval and limit_tune must be >= 0"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(msg)
-        get_benchmark(self.benchmark)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-# %% ../nbs/05_train.ipynb #a53d9c67
-PRESETS = {
-    "paper": {},
-    "demo": dict(epochs=3, batch_size=128, lr=3e-3, weight_decay=0.05, lr_schedule="cosine", warmup_epochs=0.3),
-    "released": dict(sampler="released", ood_head="mlp", freeze_backbone=True, freeze_cls=True, alpha=0.1,
-                     gap_positive=False, lr_step=10),
-}
-PAPER_ARCH = {"fmnist": "small_resnet", "cifar10": "resnet18", "cifar10_32": "resnet18_cifar", "imagenet": "resnet50"}
-
-def make_config(preset: str = "demo", **overrides) -> TrainConfig:
-    "A `TrainConfig` from a preset; `overrides` (None values ignored) win. Unknown keys fail."
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    known = {f.name for f in fields(TrainConfig)}
-    bad = set(overrides) - known
-    if bad:
-        raise ValueError(f"unknown parameter(s) {sorted(bad)}; TrainConfig has {sorted(known)}")
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    bench = overrides.get("benchmark", "fmnist")
-    base = {"arch": PAPER_ARCH.get(bench, "small_resnet"), **PRESETS[preset]}
-    if overrides.get("method") in NEEDS_ALPHA_ZERO:
-        base["alpha"] = 0.0  # these methods do not use Eq. 9's OOD term
-    if bench == "imagenet":
-        base["pretrained"] = True
-    return TrainConfig(**{**base, **overrides})
+__all__ = ['lr_factor', 'CheckpointError', 'load_checkpoint', 'model_from_checkpoint', 'Trainer']
 
 # %% ../nbs/05_train.ipynb #013de83f
 def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
@@ -153,10 +43,6 @@ def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
 # %% ../nbs/05_train.ipynb #7a4e1012
 class CheckpointError(RuntimeError):
     "A checkpoint file cannot be used; the message says why."
-
-def save_atomic(obj, path):
-    "torch.save to a temporary file in the same folder, then rename onto `path`."
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 def load_checkpoint(path, map_location="cpu") -> dict:
     "Load a checkpoint safely (weights_only); clear errors for missing, truncated or foreign files."
@@ -192,117 +78,25 @@ def model_from_checkpoint(path, device="cpu"):
         model = model.double()
     return model.to(device).eval(), cfg
 
-# %% ../nbs/05_train.ipynb #bc8a6bbd
-def eval_transform(bench, image_size: int = 0) -> BatchTransform:
-    t = BatchTransform.for_benchmark(bench)
-    return replace(t, size=image_size or bench.image_size)
-
-def eval_batches(model, ds, transform: BatchTransform, batch_size: int = 512, device="cpu",
-                 channels_last: bool = False, workers: int = 8):
-    "(x, y) batches of `ds` in the model's dtype (and memory format), the model in eval mode until the last one."
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    dtype = next(model.parameters()).dtype
-    try:
-        for x, y in make_loader(ds, batch_size, transform, device=device, workers=workers):
-            x = x.to(dtype)
-            yield (x.contiguous(memory_format=torch.channels_last) if channels_last else x), y
-    finally:
-        model.train(was_training)
-
-@torch.no_grad()
-def predict(model, ds, transform: BatchTransform, batch_size: int = 512, device="cpu",
-            precision: str = "auto", channels_last: bool = False, workers: int = 8) -> Outputs:
-    "One inference pass over `ds`: logits, pooled features, ID logits (and labels) in float32 on the CPU."
-    precision = resolve_precision(precision, device)  # the rule training used (notebook 04a)
-    parts = []
-    for x, y in eval_batches(model, ds, transform, batch_size, device, channels_last, workers):
-        with autocast(torch.device(device), precision):
-            o = model(x)
-        parts.append(Outputs(o.logits.float().cpu(), o.features.float().cpu(), o.id_logit.float().cpu(),
-                             None if y is None else y.cpu()))
-    return Outputs.cat(parts)
-
-def limit(ds: ImageSet, n: int) -> ImageSet:
-    "The first n images of ds (n = 0: all)."
-    return ds.subset(torch.arange(min(n, len(ds)))) if n else ds
-
-def accuracy(outputs: Outputs) -> float:
-    "Top-1 accuracy (fraction) of outputs with labels."
-    if outputs.labels is None:
-        raise ValueError("accuracy needs labelled outputs")
-    return (outputs.logits.argmax(1) == outputs.labels).float().mean().item()
-
-# %% ../nbs/05_train.ipynb #a2d9e991
-def init_distributed(timeout_s: int = 300):
-    "(rank, world_size, local_rank); initialises torch.distributed when started by torchrun with several processes."
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0
-    if not dist.is_initialized():
-        backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"  # small counts stay on the CPU
-        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
-
-class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
-    "Batch norm (1d or 2d) whose training statistics are those of the global batch over all processes (autograd-aware)."
-    def _check_input_dim(self, x):
-        if x.dim() < 2:
-            raise ValueError(f"expected at least 2D input (got {x.dim()}D input)")
-
-    def forward(self, x):
-        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-            return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-        c, dims, shape = x.shape[1], (0, *range(2, x.dim())), (1, -1) + (1,) * (x.dim() - 2)
-        n = torch.tensor([x.numel() / c], dtype=torch.float64, device=x.device)
-        xd = x.double()
-        stats = all_reduce(torch.cat([xd.sum(dims), (xd * xd).sum(dims), n]))
-        total = stats[-1]
-        mean = stats[:c] / total
-        var = (stats[c:2 * c] / total - mean * mean).clamp(min=0)
-        with torch.no_grad():
-            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked + 1)
-            self.running_mean.mul_(1 - m).add_(m * mean.to(self.running_mean.dtype))
-            self.running_var.mul_(1 - m).add_(m * (var * total / (total - 1)).to(self.running_var.dtype))
-            self.num_batches_tracked += 1
-        y = (xd - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
-        return (y * self.weight.view(shape) + self.bias.view(shape)).to(x.dtype)
-
-def convert_sync_bn(module: nn.Module, device: torch.device) -> nn.Module:
-    "Batch norm over the global batch: SyncBatchNorm on GPUs, GlobalBatchNorm elsewhere (BatchNorm1d and 2d)."
-    if device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    for name, child in module.named_children():
-        if type(child) in (nn.BatchNorm1d, nn.BatchNorm2d):
-            new = GlobalBatchNorm(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats)
-            new.load_state_dict(child.state_dict())
-            setattr(module, name, new)
-        else:
-            convert_sync_bn(child, device)
-    return module
-
 # %% ../nbs/05_train.ipynb #61146c9e
-RESUME_KEYS_IGNORED = {"out_dir", "resume", "device", "num_threads", "data_root", "compile", "workers", "dist_timeout"}
-
 class Trainer:
     "Train an SSODNet with Eq. 9 (alpha = 0: plain cross entropy) on a benchmark's ID training split."
     def __init__(self, cfg: TrainConfig, callbacks=(), log=print, progress: bool = True):
         self.cfg, self.callbacks, self.progress = cfg, list(callbacks), progress
         self.rank, self.world_size, self.local_rank = init_distributed(cfg.dist_timeout)
         self.log = log if self.rank == 0 else (lambda *a, **k: None)
-        self.device = resolve_device(cfg.device, self.local_rank)
+        self.device = resolve_device(cfg.device, self.local_rank if self.world_size > 1 else None)
         self.num_threads = set_threads(cfg.num_threads, self.device)  # before the precision probe, which times with them
         self.precision = resolve_precision(cfg.precision, self.device)
         self.out_dir = Path(cfg.out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.bench = get_benchmark(cfg.benchmark)
-        self.criterion = SSODLoss(cfg.alpha, cfg.gamma, cfg.balance, cfg.gap_positive, cfg.lw_weight, cfg.sampler)
+        self.criterion = SSODLoss(**cfg.loss_config())
         if self.world_size > 1:
             self.criterion.all_reduce, self.criterion.world_size = dist.all_reduce, self.world_size
         self.groups = mos_groups(cfg.benchmark, cfg.data_root or None) if cfg.method == "mos" else None
         self.objective = make_objective(cfg.method, self.criterion, cfg.supcon_weight, cfg.temperature, self.groups)
+        self.eval_batch_size = cfg.eval_batch_size or cfg.batch_size
         self.history, self.best, self.epoch = [], None, 0
 
     # ---- set-up
@@ -317,8 +111,14 @@ class Trainer:
                                         drop_last=True, device=self.device, rank=self.rank, world_size=self.world_size,
                                         workers=self.cfg.workers, views=method_views(self.cfg.method))
         self.eval_tf = eval_transform(self.bench, size)
+        if len(self.train_loader) == 0:
+            n = len(self.train_set)
+            raise ValueError(f"no optimisation step per epoch: {n} training images (limit_train={self.cfg.limit_train}) "
+                             f"give no full batch of batch_size={self.cfg.batch_size} (the last partial batch is "
+                             f"dropped); use batch_size <= {n} or more training images")
 
-    def _model(self):
+    def build(self, steps_per_epoch: int):
+        "Model, optimiser, schedule and scaler (`setup` calls it after the data; benchmarks call it alone)."
         torch.manual_seed(self.cfg.seed)
         self.model = build_method_model(self.cfg.method, self.cfg.arch, self.bench.num_classes, self.bench.in_channels,
                                         self.cfg.pretrained, self.cfg.ood_head, self.cfg.freeze_backbone,
@@ -333,18 +133,38 @@ class Trainer:
             self.model = self.model.double()
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        spe = len(self.train_loader)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, spe, self.cfg))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           lambda s: lr_factor(s, steps_per_epoch, self.cfg))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         step = self.model
         if self.world_size > 1:
             step = nn.parallel.DistributedDataParallel(
                 step, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.step_model = torch.compile(step) if self.cfg.compile else step
+        self._check_block_map()
+        return self
+
+    def _check_block_map(self):
+        "Eq. 7 samples blocks of the last feature map: it must be at least 2 x 2 at this input size."
+        size = self.cfg.image_size or self.bench.image_size
+        x = torch.zeros(1, self.bench.in_channels, size, size, device=self.device,
+                        dtype=next(self.model.parameters()).dtype)
+        was = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                h, w = self.model.backbone(x).shape[-2:]
+        except RuntimeError as e:
+            raise ValueError(f"image_size {size} is too small for {self.cfg.arch}: {str(e)[:200]}") from e
+        finally:
+            self.model.train(was)
+        if min(h, w) < 2:
+            raise ValueError(f"image_size {size} gives a {h}x{w} last feature map with {self.cfg.arch}; Eq. 7 needs "
+                             f"at least 2x2 blocks: use a larger image_size")
 
     def setup(self):
         self._data()
-        self._model()
+        self.build(len(self.train_loader))
         if self.cfg.resume and (self.ckpt_dir / "last.pt").exists():
             self.load(self.ckpt_dir / "last.pt")
         return self
@@ -369,11 +189,13 @@ class Trainer:
     def load(self, path):
         ckpt = load_checkpoint(path)
         old, new = ckpt["config"], self.cfg.to_dict()
-        diff = {k for k in new if k not in RESUME_KEYS_IGNORED and k != "epochs" and old.get(k) != new[k]}
+        diff = {k for k in new if k not in RESUME_KEYS_IGNORED and old.get(k) != new[k]}
         if diff:
             raise CheckpointError(f"cannot resume from {path}: its configuration differs in "
                                   + ", ".join(f"{k} ({old.get(k)!r} there, {new[k]!r} now)" for k in sorted(diff))
-                                  + "; use another out_dir or resume=False")
+                                  + " (a changed schedule would mix two runs under one configuration). Start a new "
+                                  f"run instead: the same command with --out_dir {self.out_dir}_new (papermill: "
+                                  f"-p out_dir {self.out_dir}_new), or resume=False to overwrite this one")
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -385,6 +207,21 @@ class Trainer:
         self.log(f"resumed from {path} after epoch {self.epoch}")
 
     # ---- training
+    def train_step(self, x, y, generator=None):
+        "One optimisation step on batch (x, y): forward, Eq. 9 (or the method's objective), backward, AdamW, schedule."
+        x = x.to(torch.float64 if self.precision == "fp64" else torch.float32)
+        if self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        loss, stats = self.objective(self.step_model, x, y, generator, autocast(self.device, self.precision))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at epoch {self.epoch + 1}; lower lr or use fp32")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return loss, stats
+
     def train_epoch(self) -> dict:
         self.model.train()
         self.train_loader.set_epoch(self.epoch)
@@ -392,19 +229,8 @@ class Trainer:
         sums, n = {}, 0
         bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False,
                    disable=not self.progress or self.rank != 0, mininterval=2.0)
-        dtype = torch.float64 if self.precision == "fp64" else torch.float32
         for x, y in bar:
-            x = x.to(dtype)
-            if self.cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            loss, stats = self.objective(self.step_model, x, y, g, autocast(self.device, self.precision))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {self.epoch + 1}; lower lr or use fp32")
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.scheduler.step()
+            loss, stats = self.train_step(x, y, g)
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
             n += 1
@@ -417,8 +243,8 @@ class Trainer:
         return {f"train_{k}": sums[k] / max(n, 1) for k in keys}
 
     def validate(self) -> dict:
-        o = predict(self.model, self.val_set, self.eval_tf, device=self.device, precision=self.precision,
-                    channels_last=self.cfg.channels_last)
+        o = predict(self.model, self.val_set, self.eval_tf, self.eval_batch_size, self.device, self.precision,
+                    self.cfg.channels_last)
         ce = torch.nn.functional.cross_entropy(o.logits, o.labels).item()
         return {"val_acc": accuracy(o), "val_ce": ce}
 

@@ -9,7 +9,8 @@ from ssod.data import DataNotFound, load_dataset
 from ssod.losses import SSODLoss
 from ssod.model import build_model
 from ssod.sampler import sample_blocks
-from ssod.train import CheckpointError, Trainer, load_checkpoint, make_config
+from ssod.config import make_config
+from ssod.train import CheckpointError, Trainer, load_checkpoint
 
 TINY = dict(epochs=1, batch_size=64, limit_train=256, limit_eval=128, precision="fp32")
 
@@ -32,7 +33,7 @@ def test_corrupted_data_file(tmp_path, data_root):
 
 @pytest.mark.parametrize("alpha", [-0.1, -1, float("nan")])
 def test_negative_alpha(alpha):
-    with pytest.raises(ValueError, match="alpha must be >= 0"):
+    with pytest.raises(ValueError, match="alpha must be a number >= 0"):
         make_config("demo", alpha=alpha)
     with pytest.raises(ValueError, match="alpha must be a number >= 0"):
         SSODLoss(alpha=alpha)
@@ -54,7 +55,7 @@ def test_unknown_arch():
 
 
 def test_cli_reports_bad_parameters(tmp_path):
-    for args, msg in [(["--alpha", "-1"], "alpha must be >= 0"), (["--gamma", "0.3"], "gamma must be in (0.5, 1]"),
+    for args, msg in [(["--alpha", "-1"], "alpha must be a number >= 0"), (["--gamma", "0.3"], "gamma must be in (0.5, 1]"),
                       (["--arch", "vgg"], "unknown arch 'vgg'")]:
         r = subprocess.run([sys.executable, "-m", "ssod.experiment", "--out_dir", str(tmp_path / "x"), *args],
                            capture_output=True, text=True)

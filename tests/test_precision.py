@@ -10,7 +10,9 @@ import ssod.runtime as runtime
 from ssod.experiment import evaluate_checkpoint, run
 from ssod.runtime import resolve_precision
 from ssod.store import run_key
-from ssod.train import accuracy, make_config, model_from_checkpoint, predict
+from ssod.config import make_config
+from ssod.train import model_from_checkpoint
+from ssod.inference import accuracy, predict
 
 TINY = dict(epochs=1, batch_size=64, limit_train=256, limit_eval=128)
 
@@ -93,7 +95,7 @@ def test_every_compared_number_uses_one_precision(tmp_path, data_root, precision
 
     model, c = model_from_checkpoint(out / "checkpoints" / "best.pt")
     from ssod.data import get_benchmark, load_dataset
-    from ssod.train import eval_transform, limit
+    from ssod.inference import eval_transform, limit
     bench = get_benchmark(c.benchmark)
     val = limit(load_dataset(bench.id_set, "val"), c.limit_eval)
     val_acc = accuracy(predict(model, val, eval_transform(bench), precision=precision, channels_last=c.channels_last))

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssod.train import Trainer, make_config, load_checkpoint
+from ssod.config import make_config
+
+from ssod.train import Trainer, load_checkpoint
 
 TINY = dict(epochs=3, batch_size=64, limit_train=640, limit_eval=200, precision="fp32", lr_schedule="step", lr_step=1)
 
