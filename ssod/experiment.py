@@ -16,7 +16,7 @@ import torch
 
 from .config import TrainConfig, make_config, PRESETS
 from .runtime import resolve_device, resolve_precision, runtime_info
-from .data import DataNotFound, get_benchmark, load_dataset, load_val_ood
+from .data import DataNotFound, get_benchmark, load_dataset
 from .train import Trainer, model_from_checkpoint
 from .detectors import detector_class, detector_names
 from .methods import METHODS
@@ -50,6 +50,8 @@ def check_data(cfg: TrainConfig, ood_sets=None) -> int:
     "Load every data set the run reads (ID splits, validation OOD, test OOD); all missing ones in one error. Returns #train."
     bench, root = get_benchmark(cfg.benchmark), cfg.data_root or None
     needed = [(bench.id_set, s) for s in ("train", "val", "test")] + [(o, "test") for o in (ood_sets or bench.ood_sets)]
+    if bench.val_ood != "shuffled_patches":  # else it is made from the ID validation split, checked above
+        needed.append((bench.val_ood, "test"))
     missing, n_train = [], 0
     for name, split in needed:
         try:
@@ -59,7 +61,6 @@ def check_data(cfg: TrainConfig, ood_sets=None) -> int:
             missing.append(str(e))
     if missing:
         raise DataNotFound(f"{len(missing)} data set(s) this run reads are missing:\n" + "\n".join(missing))
-    load_val_ood(bench, root)
     return min(n_train, cfg.limit_train) if cfg.limit_train else n_train
 
 def candidate_values(cls, fixed: dict, tune: bool = True) -> dict:

@@ -55,10 +55,12 @@ def limit(ds: ImageSet, n: int) -> ImageSet:
     return ds.subset(torch.arange(min(n, len(ds)))) if n else ds
 
 def accuracy(outputs: Outputs) -> float:
-    "Top-1 accuracy (fraction) of outputs with labels."
+    "Top-1 accuracy (a fraction; the record's ID ACC is 100 times it) of outputs with labels."
     if outputs.labels is None:
         raise ValueError("accuracy needs labelled outputs")
-    return (outputs.logits.argmax(1) == outputs.labels).float().mean().item()
+    if outputs.logits.shape[0] != outputs.labels.shape[0]:
+        raise ValueError(f"{outputs.logits.shape[0]} predictions for {outputs.labels.shape[0]} labels")
+    return (outputs.logits.argmax(-1) == outputs.labels).double().mean().item()
 
 # %% ../nbs/04c_inference.ipynb #007b6223
 def model_fingerprint(model) -> str:

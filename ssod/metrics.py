@@ -10,7 +10,7 @@ from sklearn.metrics import roc_curve, roc_auc_score, average_precision_score, p
 
 # %% auto #0
 __all__ = ['AUPR_METHODS', 'METRICS', 'METRICS_REQUIRED', 'METRIC_DEFINITIONS', 'fpr_at_tpr', 'auroc', 'aupr_in', 'aupr_out',
-           'ood_metrics', 'id_accuracy']
+           'ood_metrics']
 
 # %% ../nbs/06_metrics.ipynb #45c88242
 def _scores(id_scores, ood_scores):
@@ -98,9 +98,3 @@ def ood_metrics(id_scores, ood_scores) -> dict:
             "auroc": 100 * auroc(s_id, s_ood), "aupr_in": 100 * aupr_in(s_id, s_ood), "aupr_out": 100 * aupr_out(s_id, s_ood),
             "aupr_in_trapz": 100 * aupr_in(s_id, s_ood, method="trapezoid"),
             "aupr_out_trapz": 100 * aupr_out(s_id, s_ood, method="trapezoid")}
-
-def id_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    "ID ACC: top-1 accuracy in percent."
-    if logits.shape[0] != labels.shape[0]:
-        raise ValueError(f"{logits.shape[0]} predictions for {labels.shape[0]} labels")
-    return 100 * (logits.argmax(-1) == labels).double().mean().item()

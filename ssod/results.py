@@ -17,9 +17,9 @@ import torch
 import ssod
 from .data import get_benchmark, load_dataset, load_val_ood, ImageSet
 from .detectors import make_detector, detector_class, detector_names, tune
-from .metrics import ood_metrics, id_accuracy, METRICS, METRICS_REQUIRED
+from .metrics import ood_metrics, METRICS, METRICS_REQUIRED
 from .runtime import resolve_precision, write_json_atomic
-from .inference import FeatureCache, eval_transform, limit
+from .inference import FeatureCache, accuracy, eval_transform, limit
 
 # %% auto #0
 __all__ = ['evaluate_model', 'average_over_sets', 'code_version', 'check_record', 'write_record', 'read_record', 'record_table',
@@ -57,7 +57,7 @@ def evaluate_model(model, benchmark: str, detectors=None, params: dict | None = 
         return cache.get(f"{key}-{len(ds)}", ds)
 
     id_out = outputs(bench.id_set, "test")
-    record = {"id_acc": id_accuracy(id_out.logits, id_out.labels), "ood": {}, "tuned": {}, "tuning_auroc": {}}
+    record = {"id_acc": 100 * accuracy(id_out), "ood": {}, "tuned": {}, "tuning_auroc": {}}
     ood_names = list(bench.ood_sets if ood_sets is None else ood_sets)
     inputs_kw = dict(transform=tf, device=device, precision=precision, batch_size=batch_size)
     n_tune = min(n for n in (limit_eval, limit_tune) if n) if (limit_eval or limit_tune) else 0

@@ -96,12 +96,13 @@ def time_cpu_step(precision: str, reps: int = 3, batch: int = 16, channels: int 
                             nn.Conv2d(channels, channels, 3, padding=1)).to(memory_format=torch.channels_last)
         x = torch.randn(batch, channels, size, size).contiguous(memory_format=torch.channels_last)
     best = float("inf")
-    for _ in range(reps + 1):  # the first step pays for oneDNN's kernel creation
-        t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            y = net(x)
-        y.float().square().mean().backward()
-        best = min(best, time.perf_counter() - t0)
+    with torch.inference_mode(False), torch.enable_grad():  # callers may be inside no_grad (`predict`)
+        for _ in range(reps + 1):  # the first step pays for oneDNN's kernel creation
+            t0 = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                y = net(x)
+            y.float().square().mean().backward()
+            best = min(best, time.perf_counter() - t0)
     return best
 
 def probe_cpu_bf16() -> dict:
