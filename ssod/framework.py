@@ -4,6 +4,7 @@
 
 # %% ../nbs/00_framework.ipynb #6c14556b
 from __future__ import annotations
+import inspect
 from dataclasses import dataclass, fields, replace
 import torch
 import torch.nn.functional as F
@@ -95,10 +96,12 @@ class Detector:
     @classmethod
     def check_params(cls, params: dict) -> dict:
         "Fail, naming the detector, on hyperparameters it does not have or values that are not numbers."
-        unknown = set(params) - set(cls.hyperparameters)
+        known = [n for n, p in inspect.signature(cls.__init__).parameters.items()  # what its constructor takes
+                 if n not in ("self", "head") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = set(params) - set(known)
         if unknown:
-            raise ValueError(f"detector {cls.name!r} has no parameter(s) {sorted(unknown)}; its hyperparameters: "
-                             f"{list(cls.hyperparameters) or 'none'}")
+            raise ValueError(f"detector {cls.name!r} has no parameter(s) {sorted(unknown)}; its parameters: "
+                             f"{known or 'none'}")
         bad = {k: v for k, v in params.items() if isinstance(v, bool) or not isinstance(v, (int, float))}
         if bad:
             raise ValueError(f"detector {cls.name!r}: parameter values must be numbers, got {bad}")

@@ -9,7 +9,6 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
-import torch
 
 from ssod.config import RUN_PARAMETERS, TrainConfig, make_config, parameters_cell
 from ssod.data import DataNotFound
