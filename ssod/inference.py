@@ -14,9 +14,11 @@ import torch
 from .framework import Outputs
 from .data import ImageSet, BatchTransform, make_loader
 from .runtime import autocast, resolve_precision, save_atomic
+from .sampler import sampler_vs_mask
 
 # %% auto #0
-__all__ = ['eval_transform', 'eval_batches', 'predict', 'limit', 'accuracy', 'model_fingerprint', 'FeatureCache']
+__all__ = ['eval_transform', 'eval_batches', 'predict', 'limit', 'accuracy', 'sampler_diagnostic', 'model_fingerprint',
+           'FeatureCache']
 
 # %% ../nbs/04c_inference.ipynb #bc8a6bbd
 def eval_transform(bench, image_size: int = 0) -> BatchTransform:
@@ -61,6 +63,21 @@ def accuracy(outputs: Outputs) -> float:
     if outputs.logits.shape[0] != outputs.labels.shape[0]:
         raise ValueError(f"{outputs.logits.shape[0]} predictions for {outputs.labels.shape[0]} labels")
     return (outputs.logits.argmax(-1) == outputs.labels).double().mean().item()
+
+# %% ../nbs/04c_inference.ipynb #4ea08377
+@torch.no_grad()
+def sampler_diagnostic(model, ds: ImageSet, transform: BatchTransform, block_labels, batch_size: int = 512,
+                       device="cpu", precision: str = "auto", channels_last: bool = False) -> dict:
+    "Eq. 7's labels (`block_labels(NetOutput, y)`, e.g. `SSODLoss.block_labels`) on `ds` against its object masks."
+    if ds.masks is None:
+        raise ValueError(f"{ds.name or 'this image set'} has no object masks")
+    precision = resolve_precision(precision, device)
+    labels = []
+    for x, y in eval_batches(model, ds, transform, batch_size, device, channels_last, 0):
+        with autocast(torch.device(device), precision):
+            out = model(x, blocks=True)
+        labels.append(block_labels(out, y).cpu())
+    return sampler_vs_mask(torch.cat(labels), ds.masks)
 
 # %% ../nbs/04c_inference.ipynb #007b6223
 def model_fingerprint(model) -> str:

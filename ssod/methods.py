@@ -261,7 +261,7 @@ register_method(Method("mos", lambda loss, groups=None, **_: MOSObjective(groups
 
 # %% ../nbs/03a_methods.ipynb #334999a7
 def build_method_model(method: str, arch: str, num_classes: int, in_channels: int, pretrained: bool = False,
-                       ood_head: str = "linear", freeze_backbone: bool = False, freeze_cls: bool = False,
+                       ood_head: str = "mlp", freeze_backbone: bool = False, freeze_cls: bool = False,
                        groups: list | None = None, proj_dim: int = 128):
     "An SSODNet with the method's heads."
     m = get_method(method)

@@ -14,17 +14,17 @@ from .framework import Outputs
 from .sampler import apply_per_block
 
 # %% auto #0
-__all__ = ['ARCHS', 'BasicBlock', 'SmallResNet', 'torchvision_parts', 'LogitDifference', 'make_ood_head', 'NetOutput', 'SSODNet',
-           'build_model']
+__all__ = ['ARCHS', 'BasicBlock', 'SmallResNet', 'receptive_field', 'torchvision_parts', 'LogitDifference', 'make_ood_head',
+           'NetOutput', 'SSODNet', 'build_model']
 
 # %% ../nbs/02_model.ipynb #8e0a9932
 class BasicBlock(nn.Module):
-    "The ResNet basic block (He et al. 2016): two 3x3 convolutions and a shortcut."
-    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+    "The ResNet basic block (He et al. 2016): two k x k convolutions (k = 3, or 1 for a local last stage) and a shortcut."
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, kernel: int = 3):
         super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.conv1 = nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False)
         self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(c_out, c_out, kernel, 1, kernel // 2, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
         self.shortcut = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
             nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
@@ -35,14 +35,25 @@ class BasicBlock(nn.Module):
 
 class SmallResNet(nn.Sequential):
     "CPU-friendly ResNet trunk: 3x3 stem, one basic block per stage; returns the unpooled last feature map."
-    def __init__(self, in_channels: int = 1, widths=(16, 32, 64, 128), strides=(1, 2, 2, 1)):
+    def __init__(self, in_channels: int = 1, widths=(16, 32, 64, 128), strides=(1, 2, 2, 1), kernels=(3, 3, 3, 3)):
         layers = [nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
         c = widths[0]
-        for w, s in zip(widths, strides):
-            layers.append(BasicBlock(c, w, s))
+        for w, s, k in zip(widths, strides, kernels):
+            layers.append(BasicBlock(c, w, s, k))
             c = w
         super().__init__(*layers)
         self.out_channels = c
+
+# %% ../nbs/02_model.ipynb #98e79719
+def receptive_field(trunk: SmallResNet) -> int:
+    "Side in pixels of the input window one position of a `SmallResNet`'s output sees (the main path; shortcuts see less)."
+    convs = [m for layer in trunk for m in ([layer.conv1, layer.conv2] if isinstance(layer, BasicBlock) else [layer])
+             if isinstance(m, nn.Conv2d)]
+    rf, jump = 1, 1
+    for conv in convs:
+        rf += (conv.kernel_size[0] - 1) * jump
+        jump *= conv.stride[0]
+    return rf
 
 # %% ../nbs/02_model.ipynb #27a640c5
 _TV_WEIGHTS = {"resnet18": "ResNet18_Weights", "resnet50": "ResNet50_Weights", "densenet121": "DenseNet121_Weights",
@@ -109,7 +120,7 @@ class LogitDifference(nn.Module):
         z = self.two_way(v)
         return z[..., 1:2] - z[..., 0:1]
 
-def make_ood_head(c: int, kind: str = "linear", hidden: int = 256) -> nn.Module:
+def make_ood_head(c: int, kind: str = "mlp", hidden: int = 256) -> nn.Module:
     "f_ood on C-vectors -> one ID logit (last dim 1). kind: 'linear' (paper) or 'mlp' (released code)."
     if kind == "linear":
         return nn.Linear(c, 1)
@@ -160,11 +171,11 @@ class SSODNet(nn.Module):
         return Outputs(o.logits.float(), o.features.float(), o.id_logit.float(), labels)
 
 # %% ../nbs/02_model.ipynb #fda11c39
-ARCHS = ("small_resnet", "small_resnet_wide", "resnet18", "resnet18_cifar", "resnet50", "densenet121",
+ARCHS = ("small_resnet", "small_resnet_local", "small_resnet_wide", "resnet18", "resnet18_cifar", "resnet50", "densenet121",
          "regnet_y_800mf", "mobilenet_v3_large", "mobilenet_v3_small")
 
 def build_model(arch: str = "small_resnet", num_classes: int = 10, in_channels: int = 3, pretrained: bool = False,
-                ood_head: str = "linear", freeze_backbone: bool = False, freeze_cls: bool = False) -> SSODNet:
+                ood_head: str = "mlp", freeze_backbone: bool = False, freeze_cls: bool = False) -> SSODNet:
     "Build an `SSODNet` for `arch` (see `ARCHS`)."
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; known architectures: {', '.join(ARCHS)}")
@@ -173,8 +184,9 @@ def build_model(arch: str = "small_resnet", num_classes: int = 10, in_channels: 
     if arch.startswith("small_resnet"):
         if pretrained:
             raise ValueError(f"{arch} has no pretrained weights")
-        widths = (16, 32, 64, 128) if arch == "small_resnet" else (32, 64, 128, 256)
-        trunk = SmallResNet(in_channels, widths)
+        widths = (32, 64, 128, 256) if arch == "small_resnet_wide" else (16, 32, 64, 128)
+        kernels = (3, 3, 3, 1) if arch == "small_resnet_local" else (3, 3, 3, 3)
+        trunk = SmallResNet(in_channels, widths, kernels=kernels)
         c, cls_head = trunk.out_channels, nn.Linear(trunk.out_channels, num_classes)
     else:
         trunk, c, cls_head = torchvision_parts(arch, num_classes, pretrained)

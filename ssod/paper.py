@@ -97,6 +97,7 @@ def runnable(spec: RowSpec) -> bool:
 SET_NAMES = {
     "cifar10": {"SVHN": "svhn", "LSUN": "lsun", "iSUN": "isun", "Textures": "dtd", "Places": "places365"},
     "imagenet": {"iNaturalist": "inaturalist", "SUN": "sun", "Places": "places", "Textures": "textures_imagenet"},
+    "fmnist_scenes": {"Textures": "textures56"},
 }
 SET_NAMES["cifar10_32"] = SET_NAMES["cifar10"]   # the same OOD sets at 32x32
 

@@ -22,8 +22,8 @@ from .runtime import resolve_precision, write_json_atomic
 from .inference import FeatureCache, accuracy, eval_transform, limit
 
 # %% auto #0
-__all__ = ['evaluate_model', 'average_over_sets', 'code_version', 'check_record', 'write_record', 'read_record', 'record_table',
-           'compare_table', 'main']
+__all__ = ['evaluate_model', 'average_over_sets', 'group_averages', 'code_version', 'check_record', 'write_record', 'read_record',
+           'record_table', 'compare_table', 'sampler_summary', 'main']
 
 # %% ../nbs/08_results.ipynb #afaf03c5
 def evaluate_model(model, benchmark: str, detectors=None, params: dict | None = None, tune_params: bool = True,
@@ -89,6 +89,7 @@ def evaluate_model(model, benchmark: str, detectors=None, params: dict | None = 
         record["detector_s"][name] = time.time() - t_det - (cache.seconds - t_pass)  # excluding shared feature passes
         log(f"  {name}: {det}  ({record['detector_s'][name]:.1f}s)")
     record["ood_avg"] = average_over_sets(record["ood"])
+    record["ood_groups"] = group_averages(record["ood"], bench.groups)
     record["eval_s"] = time.time() - t0
     record["feature_passes"], record["feature_pass_s"] = cache.passes, cache.seconds
     return record
@@ -102,6 +103,15 @@ def average_over_sets(ood: dict) -> dict:
         rows = [per_set[d] for per_set in ood.values() if d in per_set]
         avg[d] = {m: sum(r[m] for r in rows) / len(rows) for m in rows[0]}
     return avg
+
+def group_averages(ood: dict, groups: dict) -> dict:
+    "{group: per-detector means over the group's sets} for the benchmark's near / far groups (sets not evaluated left out)."
+    out = {}
+    for g, sets in groups.items():
+        present = {s: ood[s] for s in sets if s in ood}
+        if present:
+            out[g] = average_over_sets(present)
+    return out
 
 def code_version() -> str:
     "ssod's version, plus the git commit (and '-dirty') when run from a checkout."
@@ -151,12 +161,15 @@ def read_record(path) -> dict:
 
 # %% ../nbs/08_results.ipynb #2115aa42
 def record_table(rec: dict, metrics=("fpr95", "auroc"), detectors=None, label: str | None = None) -> pd.DataFrame:
-    "Detectors x (OOD set, metric) table of a record, with the average over sets and ID accuracy."
+    "Detectors x (OOD set, metric) table of a record, with the near / far groups, the average over sets and ID accuracy."
     dets = detectors or list(rec["ood_avg"])
     cols = {}
     for ood, per_det in rec["ood"].items():
         for m in metrics:
             cols[(ood, m)] = [per_det.get(d, {}).get(m) for d in dets]
+    for g, per_det in rec.get("ood_groups", {}).items():
+        for m in metrics:
+            cols[(g, m)] = [per_det.get(d, {}).get(m) for d in dets]
     for m in metrics:
         cols[("average", m)] = [rec["ood_avg"].get(d, {}).get(m) for d in dets]
     cols[("", "id_acc")] = [rec["id_acc"]] * len(dets)
@@ -168,6 +181,17 @@ def compare_table(rows, metrics=("fpr95", "auroc")) -> pd.DataFrame:
     return pd.concat([record_table(rec, metrics, [det], label) for label, rec, det in rows])
 
 # %% ../nbs/08_results.ipynb #24e7a3db
+def sampler_summary(rec: dict) -> str:
+    "The last epoch's sampler-vs-mask diagnostic of a record (objects-in-scenes runs), as one line; '' when absent."
+    hist = [h for h in rec.get("train", {}).get("history", []) if "sampler" in h]
+    if not hist:
+        return ""
+    d, pct = hist[-1]["sampler"], lambda v: "n/a" if v is None else f"{100 * v:.1f}%"
+    return (f"sampler at epoch {hist[-1]['epoch']} (ID validation, true masks): {pct(d['id_blocks'])} of blocks ID, "
+            f"{pct(d['ood_blocks'])} OOD; OOD labels on background {pct(d['ood_on_background'])}, ID labels on object "
+            f"{pct(d['id_on_object'])}; OOD-label rate on background {pct(d['ood_rate_background'])} vs on object "
+            f"{pct(d['ood_rate_object'])}")
+
 def main(argv=None):
     import argparse
     p = argparse.ArgumentParser(prog="python -m ssod.results", description="Print run records as one table.")
@@ -183,6 +207,9 @@ def main(argv=None):
               f"train {rec['timing'].get('train_s', 0):.0f}s eval {rec['timing'].get('eval_s', 0):.0f}s "
               f"{rt.get('precision', c.get('precision'))} on {rt.get('device_name', c.get('device_name', '?'))} "
               f"[{c.get('code_version', '?')}]")
+        diag = sampler_summary(rec)
+        if diag:
+            print(f"  {diag}")
         rows += [(label, rec, d) for d in rec["ood_avg"]]
     with pd.option_context("display.width", 250, "display.max_columns", 60):
         print(compare_table(rows, tuple(a.metrics.split(","))).to_string())

@@ -11,7 +11,7 @@ from .framework import upcast
 
 # %% auto #0
 __all__ = ['IGNORE', 'apply_per_block', 'target_confidence', 'target_confidence_map', 'check_gamma', 'sample_blocks',
-           'released_sample_blocks']
+           'released_sample_blocks', 'block_object_share', 'sampler_vs_mask']
 
 # %% ../nbs/01_sampler.ipynb #ee13ce09
 def apply_per_block(head: nn.Module, X: torch.Tensor) -> torch.Tensor:
@@ -64,3 +64,26 @@ def released_sample_blocks(block_logits: torch.Tensor, y: torch.Tensor, thresh: 
     labels[(max_prob < 1 - thresh) & (pred != y.view(-1, 1, 1))] = 0
     labels[(pred == y.view(-1, 1, 1)) & (max_prob > thresh)] = 1
     return labels
+
+# %% ../nbs/01_sampler.ipynb #3045aca4
+def block_object_share(masks: torch.Tensor, size) -> torch.Tensor:
+    "Share of object pixels in the image cell of every block: N x H x W masks (1 = object) -> N x h x w."
+    if masks.ndim != 3:
+        raise ValueError(f"expected N x H x W masks, got shape {tuple(masks.shape)}")
+    return torch.nn.functional.adaptive_avg_pool2d(masks.float()[:, None], tuple(size))[:, 0]
+
+def sampler_vs_mask(labels: torch.Tensor, masks: torch.Tensor) -> dict:
+    "How Eq. 7's block labels (N x h x w: 1 ID, 0 OOD, -1 ignored) sit on true object masks (N x H x W, 1 = object)."
+    if labels.shape[0] != masks.shape[0]:
+        raise ValueError(f"{labels.shape[0]} label maps for {masks.shape[0]} masks")
+    obj = block_object_share(masks, labels.shape[-2:]).to(labels.device) >= 0.5
+    bg, is_id, is_ood = ~obj, labels == 1, labels == 0
+    def share(part, whole):
+        n = int(whole.sum())
+        return int((part & whole).sum()) / n if n else None
+    n = labels.numel()
+    return {"id_blocks": int(is_id.sum()) / n, "ood_blocks": int(is_ood.sum()) / n,
+            "ignored_blocks": int((labels == IGNORE).sum()) / n, "object_blocks": int(obj.sum()) / n,
+            "ood_on_background": share(bg, is_ood), "id_on_object": share(obj, is_id),
+            "ood_rate_background": share(is_ood, bg), "ood_rate_object": share(is_ood, obj),
+            "id_rate_object": share(is_id, obj), "id_rate_background": share(is_id, bg)}

@@ -21,10 +21,10 @@ from .runtime import (resolve_device, resolve_precision, autocast, set_threads, 
 from .losses import SSODLoss
 from .methods import method_views, build_method_model, make_objective, mos_groups
 from .data import BatchTransform, get_benchmark, load_dataset, make_loader
-from .inference import eval_transform, predict, limit, accuracy
+from .inference import eval_transform, predict, limit, accuracy, sampler_diagnostic
 
 # %% auto #0
-__all__ = ['lr_factor', 'CheckpointError', 'load_checkpoint', 'model_from_checkpoint', 'Trainer']
+__all__ = ['SAMPLER_CHECK_IMAGES', 'lr_factor', 'CheckpointError', 'load_checkpoint', 'model_from_checkpoint', 'Trainer']
 
 # %% ../nbs/05_train.ipynb #013de83f
 def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
@@ -79,6 +79,8 @@ def model_from_checkpoint(path, device="cpu"):
     return model.to(device).eval(), cfg
 
 # %% ../nbs/05_train.ipynb #61146c9e
+SAMPLER_CHECK_IMAGES = 1000   # ID validation images the per-epoch sampler diagnostic looks at
+
 class Trainer:
     "Train an SSODNet with Eq. 9 (alpha = 0: plain cross entropy) on a benchmark's ID training split."
     def __init__(self, cfg: TrainConfig, callbacks=(), log=print, progress: bool = True):
@@ -246,7 +248,12 @@ class Trainer:
         o = predict(self.model, self.val_set, self.eval_tf, self.eval_batch_size, self.device, self.precision,
                     self.cfg.channels_last)
         ce = torch.nn.functional.cross_entropy(o.logits, o.labels).item()
-        return {"val_acc": accuracy(o), "val_ce": ce}
+        rec = {"val_acc": accuracy(o), "val_ce": ce}
+        if self.val_set.masks is not None:  # objects in scenes: Eq. 7's labels against the true object masks
+            rec["sampler"] = sampler_diagnostic(self.model, limit(self.val_set, SAMPLER_CHECK_IMAGES), self.eval_tf,
+                                                self.criterion.block_labels, self.eval_batch_size, self.device,
+                                                self.precision, self.cfg.channels_last)
+        return rec
 
     def fit(self):
         "Train until cfg.epochs; returns self (the model holds the selected weights)."
@@ -264,7 +271,10 @@ class Trainer:
             self.save()
             if self.rank == 0:
                 self.log("epoch {epoch}: ".format(**rec) + ", ".join(
-                    f"{k} {v:.4f}" for k, v in rec.items() if k not in ("epoch",)))
+                    f"{k} {v:.4f}" for k, v in rec.items() if k != "epoch" and isinstance(v, float)))
+                if "sampler" in rec:
+                    self.log("  sampler vs object masks: " + ", ".join(
+                        f"{k} {v:.3f}" for k, v in rec["sampler"].items() if v is not None))
             for cb in self.callbacks:
                 cb(self, rec)
         self.train_seconds = time.time() - t0

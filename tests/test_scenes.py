@@ -1,0 +1,72 @@
+"""The objects-in-scenes benchmark: disjoint photograph pools, pinned checksums, compositing whose masks match the
+pixels, and the prepared sets rebuilt exactly from their recorded placements."""
+import numpy as np
+import pytest
+import torch
+
+from data_scripts import scenes
+from data_scripts.common import DataScriptError
+
+
+def test_pools_are_disjoint_and_pinned():
+    pools = {k: set(v) for k, v in scenes.POOLS.items()}
+    assert not pools["train"] & pools["eval"] and not pools["train"] & pools["ood"] and not pools["eval"] & pools["ood"]
+    assert set().union(*pools.values()) == set(scenes.MATE_PHOTOS) | set(scenes.PACKAGE_PHOTOS)
+    assert all(len(h) == 64 for h in {**scenes.MATE_PHOTOS, **scenes.PACKAGE_PHOTOS}.values())
+
+
+def test_composite_masks_match_pixels():
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (300, 400), dtype=np.uint8)
+    obj = np.zeros((5, 28, 28), np.uint8)
+    obj[:, 6:22, 8:20] = 200                                  # a bright rectangle on black, as a garment is
+    x, m, place = scenes.composite(obj, {"p": photo}, ["p"], seed=1)
+    assert x.shape == m.shape == (5, 56, 56) and set(np.unique(m)) <= {0, 1}
+    for i in range(5):
+        _, top, left, side, oy, ox, s = place[i]
+        bg = scenes._resize_one(photo[top:top + side, left:left + side], 56)
+        pasted = scenes._resize_one(obj[i], s)
+        on = m[i].astype(bool)
+        assert on.any() and (~on).any()
+        np.testing.assert_array_equal(x[i][~on], bg[~on])                      # background pixels: the photograph
+        np.testing.assert_array_equal(x[i][oy:oy + s, ox:ox + s][on[oy:oy + s, ox:ox + s]],
+                                      pasted[on[oy:oy + s, ox:ox + s]])         # object pixels: the object
+        assert not on[:oy].any() and not on[oy + s:].any()                       # the mask stays in the object's box
+        assert scenes.OBJECT_SIDE[0] <= s <= scenes.OBJECT_SIDE[1]
+    x2, m2, place2 = scenes.composite(obj, {"p": photo}, ["p"], seed=1)        # seeded: the same again
+    assert (x2 == x).all() and (m2 == m).all() and (place2 == place).all()
+
+
+def test_photo_checksum_mismatch_is_named(tmp_path, monkeypatch):
+    folder = tmp_path / scenes.DEBIAN_PACKAGE / scenes.MATE_DIR
+    folder.mkdir(parents=True)
+    (tmp_path / scenes.DEBIAN_PACKAGE / ".complete").touch()                  # a cached, unpacked package
+    from PIL import Image
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "Aqua.jpg")
+    with pytest.raises(DataScriptError, match=r"Aqua.jpg: expected sha256 5c30118205982da4.*got [0-9a-f]{64}; the "
+                                              r"package mate-backgrounds is not the pinned version 1.26.0-1"):
+        scenes.load_photos(tmp_path, ["Aqua.jpg"])
+    monkeypatch.setitem(scenes.PACKAGE_PHOTOS, "camera", "0" * 64)
+    with pytest.raises(DataScriptError, match="sample photograph camera: expected pixel sha256 0{64}"):
+        scenes.load_photos(tmp_path, ["camera"])
+
+
+def test_prepared_val_set_rebuilds_from_its_placement(data_root):
+    from ssod.data import load_dataset
+    val = load_dataset("fmnist_scenes", "val", data_root)
+    garments = load_dataset("fashion_mnist", "val", data_root)
+    obj = torch.load(data_root / "scenes56" / "fmnist_scenes_val.pt", weights_only=True)
+    pool, place = obj["meta"]["pool"], obj["placement"].numpy()
+    assert pool == scenes.POOLS["eval"] and val.masks is not None and (val.labels == garments.labels).all()
+    photos = scenes.load_photos(data_root / ".cache", pool)
+    for i in (0, 1, 2, 4999):
+        p, top, left, side, oy, ox, s = place[i]
+        bg = scenes._resize_one(photos[pool[p]][top:top + side, left:left + side], 56)
+        pasted = scenes._resize_one(garments.images[i, 0].numpy(), s)
+        on = val.masks[i].numpy().astype(bool)
+        img = val.images[i, 0].numpy()
+        np.testing.assert_array_equal(img[~on], bg[~on])
+        np.testing.assert_array_equal(img[oy:oy + s, ox:ox + s][on[oy:oy + s, ox:ox + s]],
+                                      pasted[on[oy:oy + s, ox:ox + s]])
+    train = torch.load(data_root / "scenes56" / "fmnist_scenes_train.pt", weights_only=True)
+    assert train["meta"]["pool"] == scenes.POOLS["train"] and len(train["images"]) == 55_000
