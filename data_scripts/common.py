@@ -220,6 +220,19 @@ def is_prepared(root, name, path, log=print) -> bool:
     return True
 
 
+def prepare_built_set(root, name, path, build, log=print, needs="scikit-image and scikit-learn"):
+    """Build a generated image set with `build() -> (images, labels, meta, save_kwargs)` and save it to `path`, unless
+    it is prepared and matches the manifest. A missing optional package becomes a `DataScriptError` naming it."""
+    if is_prepared(root, name, path, log):
+        return
+    try:
+        x, y, meta, kw = build()
+    except ImportError as e:
+        raise DataScriptError(f"{name} needs {needs} (pip install 'ssod[data]'): {e}") from e
+    save_image_set(path, x, y, root=root, name=name, **kw, **meta)
+    log(f"{name}: {len(x)} images ({meta['source']}) -> {path}")
+
+
 def record_verified(root, paths, dataset: str, log=print):
     """Record files that just passed their published md5 when the manifest lacks them or disagrees (e.g. prepared
     before the manifest existed): they are right, so they need no preparing again."""

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .common import DataScriptError, is_prepared, save_image_set
+from .common import DataScriptError, prepare_built_set
 
 SEED = 20240101
 N_CROPS = 3000
@@ -125,12 +125,4 @@ BUILDERS = {"digits": build_digits, "textures": build_textures, "scenes": build_
 def prepare(name, root, cache=None, source="auto", log=print):
     if name not in BUILDERS:
         raise DataScriptError(f"unknown offline OOD set {name!r}; known: {sorted(BUILDERS)}")
-    path = dest(root, name)
-    if is_prepared(root, name, path, log):
-        return
-    try:
-        x, y, meta = BUILDERS[name]()
-    except ImportError as e:
-        raise DataScriptError(f"{name} needs scikit-image and scikit-learn (pip install 'ssod[data]'): {e}") from e
-    save_image_set(path, x, y, root=root, name=name, **meta)
-    log(f"{name}: {len(x)} images ({meta['source']}) -> {path}")
+    prepare_built_set(root, name, dest(root, name), lambda: (*BUILDERS[name](), {}), log)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .common import DataScriptError, debian_package_dir, is_prepared, save_image_set
+from .common import DataScriptError, debian_package_dir, prepare_built_set
 from .offline_ood import TEXTURE_IMAGES, _skimage, random_crops, resize, to_grey
 
 SIZE = 56                    # image side; the small networks' last map is 14x14 at this size
@@ -266,13 +266,8 @@ def prepare(name, root, cache=None, source="auto", log=print):
     for n in names:
         if n not in SETS:
             raise DataScriptError(f"unknown set {n!r}; known: {', '.join(SETS)}")
-        path = dest(root, n)
-        if is_prepared(root, n, path, log):
-            continue
-        try:
+
+        def built(n=n):
             x, y, masks, extra, meta = build(n, root, cache)
-        except ImportError as e:
-            raise DataScriptError(f"{n} needs scikit-image, scikit-learn and Pillow (pip install 'ssod[data]'): {e}") \
-                from e
-        save_image_set(path, x, y, root=root, name=n, masks=masks, extra=extra, **meta)
-        log(f"{n}: {len(x)} images ({meta['source']}) -> {path}")
+            return x, y, meta, {"masks": masks, "extra": extra}
+        prepare_built_set(root, n, dest(root, n), built, log, "scikit-image, scikit-learn and Pillow")
