@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ssod.runtime import atomic_path  # the library's one atomic-write helper
+from ssod.data import MANIFEST, manifest_key  # the reader's names: writer and reader agree by construction
 
 
 class DataScriptError(RuntimeError):
@@ -123,17 +124,9 @@ def save_image_set(dest, images: np.ndarray | torch.Tensor, labels=None, *, root
 #    "folders": {"imagenet_ood/sun": {"count": ..., "listing_sha256": ..., "dataset": "sun"}}}
 # `prepare` re-prepares what does not match; `ssod.data.load_image_file` checks files against it before loading.
 
-MANIFEST = "manifest.json"
-
-
 def manifest_path(root) -> Path:
     "ROOT/manifest.json."
     return Path(root) / MANIFEST
-
-
-def manifest_key(root, path) -> str:
-    "The manifest's name for `path`: its path relative to the data root, with forward slashes."
-    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(root))).as_posix()
 
 
 def read_manifest(root) -> dict:
@@ -168,7 +161,7 @@ def record(root, paths, dataset: str):
     "Add `paths` (files or folders under `root`, just prepared) to ROOT/manifest.json, atomically."
     m = read_manifest(root)
     for p in map(Path, paths):
-        key = manifest_key(root, p)
+        key = manifest_key(p, root)
         m["files"].pop(key, None)
         m["folders"].pop(key, None)
         if p.is_dir():
@@ -185,7 +178,7 @@ def manifest_problem(root, path, manifest=None) -> str | None:
     m = read_manifest(root) if manifest is None else manifest
     where = manifest_path(root)
     if path.is_dir():
-        want = m["folders"].get(manifest_key(root, path))
+        want = m["folders"].get(manifest_key(path, root))
         if want is None:
             return f"{path} is not listed in {where}"
         got = folder_entry(path)
@@ -194,7 +187,7 @@ def manifest_problem(root, path, manifest=None) -> str | None:
         if got["listing_sha256"] != want["listing_sha256"]:
             return f"{path} does not match {where}: the names or sizes of its files differ"
         return None
-    want = m["files"].get(manifest_key(root, path))
+    want = m["files"].get(manifest_key(path, root))
     if want is None:
         return f"{path} is not listed in {where}"
     size = path.stat().st_size

@@ -56,14 +56,14 @@ def random_crops(image: np.ndarray, n: int, rng: np.random.Generator, size=28, m
     return np.stack(crops)
 
 
-def crops_of(images: dict, n_total: int, seed: int):
+def crops_of(images: dict, n_total: int, seed: int, size=28, min_frac=0.1, max_frac=0.5):
     "Split `n_total` crops evenly over the named grey images; label = index of the source image."
     rng = np.random.default_rng(seed)
     names = list(images)
     per = [n_total // len(names) + (i < n_total % len(names)) for i in range(len(names))]
     out, labels = [], []
     for i, (name, k) in enumerate(zip(names, per)):
-        out.append(random_crops(images[name], k, rng))
+        out.append(random_crops(images[name], k, rng, size, min_frac, max_frac))
         labels.append(np.full(k, i))
     return np.concatenate(out), np.concatenate(labels), names
 
@@ -99,22 +99,33 @@ def build_scenes(seed=SEED + 1, n=N_CROPS):
                   "seed": seed}
 
 
+def noise_images(kind: str, n: int, g: torch.Generator, size: int = 28, blur_sigma: float = 2.0) -> torch.Tensor:
+    """n float noise images (0..255) drawn from `g`: uniform U(0, 255); gaussian N(128, 64^2) clipped; smooth: uniform
+    noise blurred with a Gaussian of `blur_sigma` px (separable, reflect-padded), stretched to 0..255."""
+    if kind == "uniform":
+        return torch.randint(0, 256, (n, size, size), generator=g).float()
+    if kind == "gaussian":
+        return (128 + 64 * torch.randn(n, size, size, generator=g)).clamp(0, 255)
+    if kind != "smooth":
+        raise DataScriptError(f"unknown noise kind {kind!r}")
+    raw = torch.rand(n, 1, size, size, generator=g)
+    rad = round(3 * blur_sigma)
+    r = torch.arange(-rad, rad + 1, dtype=torch.float32)
+    kern = torch.exp(-r ** 2 / (2 * blur_sigma ** 2))
+    kern = kern / kern.sum()
+    blurred = F.conv2d(F.pad(raw, (rad, rad, 0, 0), mode="reflect"), kern.view(1, 1, 1, -1))
+    blurred = F.conv2d(F.pad(blurred, (0, 0, rad, rad), mode="reflect"), kern.view(1, 1, -1, 1))[:, 0]
+    lo = blurred.amin((1, 2), keepdim=True)
+    hi = blurred.amax((1, 2), keepdim=True)
+    return (blurred - lo) / (hi - lo) * 255
+
+
 def build_noise(seed=SEED + 2, n=N_CROPS):
     "Thirds: uniform U(0, 255); Gaussian N(128, 64^2) clipped; uniform noise blurred (Gaussian, sigma 2) and stretched."
     g = torch.Generator().manual_seed(seed)
     k = n // 3
-    uniform = torch.randint(0, 256, (k, 28, 28), generator=g).float()
-    gauss = (128 + 64 * torch.randn(k, 28, 28, generator=g)).clamp(0, 255)
-    raw = torch.rand(n - 2 * k, 1, 28, 28, generator=g)
-    r = torch.arange(-6, 7, dtype=torch.float32)
-    kern = torch.exp(-r ** 2 / (2 * 2.0 ** 2))
-    kern = kern / kern.sum()
-    blurred = F.conv2d(F.pad(raw, (6, 6, 0, 0), mode="reflect"), kern.view(1, 1, 1, -1))
-    blurred = F.conv2d(F.pad(blurred, (0, 0, 6, 6), mode="reflect"), kern.view(1, 1, -1, 1))[:, 0]
-    lo = blurred.amin((1, 2), keepdim=True)
-    hi = blurred.amax((1, 2), keepdim=True)
-    smooth = (blurred - lo) / (hi - lo) * 255
-    x = torch.cat([uniform, gauss, smooth]).round().to(torch.uint8).numpy()
+    parts = [noise_images(kind, m, g) for kind, m in (("uniform", k), ("gaussian", k), ("smooth", n - 2 * k))]
+    x = torch.cat(parts).round().to(torch.uint8).numpy()
     y = np.repeat([0, 1, 2], [k, k, n - 2 * k])
     return x, y, {"source": "synthetic", "classes": ["uniform", "gaussian", "smooth"], "seed": seed}
 

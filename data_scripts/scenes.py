@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from .common import DataScriptError, debian_package_dir, prepare_built_set
-from .offline_ood import TEXTURE_IMAGES, _skimage, random_crops, resize, to_grey
+from .offline_ood import TEXTURE_IMAGES, _skimage, crops_of, noise_images, resize, to_grey
 
 SIZE = 56                    # image side; the small networks' last map is 14x14 at this size
 OBJECT_SIDE = (24, 40)       # the pasted object's side in pixels, uniform (inclusive)
@@ -182,32 +182,9 @@ def composite(objects: np.ndarray, photos: dict, pool: list, seed: int, size: in
     return images, masks, placement
 
 
-def empty_scenes(photos: dict, pool: list, n: int, seed: int, size: int = SIZE) -> tuple:
-    "Background crops alone, drawn as `composite` draws them (label: index of the photograph in `pool`)."
-    rng = np.random.default_rng(seed)
-    per = [n // len(pool) + (i < n % len(pool)) for i in range(len(pool))]
-    x = [random_crops(photos[name], k, rng, size, *CROP_FRAC) for name, k in zip(pool, per)]
-    return np.concatenate(x), np.repeat(np.arange(len(pool)), per)
-
-
 def noise(kind: str, n: int, seed: int, size: int = SIZE) -> np.ndarray:
-    "Seeded noise images: uniform U(0, 255); gaussian N(128, 64^2) clipped; smooth: blurred uniform, stretched."
-    g = torch.Generator().manual_seed(seed)
-    if kind == "uniform":
-        x = torch.randint(0, 256, (n, size, size), generator=g).float()
-    elif kind == "gaussian":
-        x = (128 + 64 * torch.randn(n, size, size, generator=g)).clamp(0, 255)
-    elif kind == "smooth":
-        raw = torch.rand(n, 1, size, size, generator=g)
-        r = torch.arange(-9, 10, dtype=torch.float32)
-        k = torch.exp(-r ** 2 / (2 * 3.0 ** 2))
-        k = k / k.sum()
-        b = F.conv2d(F.pad(raw, (9, 9, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-        b = F.conv2d(F.pad(b, (0, 0, 9, 9), mode="reflect"), k.view(1, 1, -1, 1))[:, 0]
-        lo, hi = b.amin((1, 2), keepdim=True), b.amax((1, 2), keepdim=True)
-        x = (b - lo) / (hi - lo) * 255
-    else:
-        raise DataScriptError(f"unknown noise kind {kind!r}")
+    "Seeded uint8 noise images of one kind (`offline_ood.noise_images`; smooth: blurred with sigma 3 px)."
+    x = noise_images(kind, n, torch.Generator().manual_seed(seed), size, blur_sigma=3.0)
     return x.round().to(torch.uint8).numpy()
 
 
@@ -244,11 +221,12 @@ def build(name: str, root, cache) -> tuple:
                                                   **common}
     if name == "empty_scenes":
         pool = POOLS["ood"]
-        x, y = empty_scenes(load_photos(cache, pool), pool, N_OOD, common["seed"])
+        photos = load_photos(cache, pool)
+        x, y, _ = crops_of({p: photos[p] for p in pool}, N_OOD, common["seed"], SIZE, *CROP_FRAC)
         return x, y, None, {}, {"source": "crops of " + "/".join(pool), "classes": pool, **common}
     if name == "textures56":
         images = {t: to_grey(_skimage(t)) for t in TEXTURE_IMAGES}
-        x, y = empty_scenes(images, TEXTURE_IMAGES, N_OOD, common["seed"])
+        x, y, _ = crops_of(images, N_OOD, common["seed"], SIZE, *CROP_FRAC)
         return x, y, None, {}, {"source": "skimage.data " + ", ".join(TEXTURE_IMAGES), "classes": TEXTURE_IMAGES, **common}
     kinds = {"uniform_noise56": "uniform", "gaussian_noise56_sigma64": "gaussian", "smooth_noise56": "smooth"}
     if name in kinds:

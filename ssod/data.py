@@ -16,10 +16,11 @@ import torch.nn.functional as F
 # %% auto #0
 __all__ = ['MANIFEST', 'HASH_CACHE', 'DATASETS', 'FMNIST_CLASSES', 'VAL_SIZE', 'SPLIT_SEED', 'OFFLINE_OOD', 'SCENES_NEAR',
            'SCENES_FAR', 'CIFAR10_CLASSES', 'CIFAR10_BATCHES', 'CIFAR_OOD', 'IMAGENET_OOD', 'BENCHMARKS', 'IMAGE_EXTS',
-           'data_root', 'DataNotFound', 'ImageSet', 'file_sha256', 'check_manifest', 'load_image_file', 'DatasetSpec',
-           'register', 'load_dataset', 'train_val_split', 'read_cifar_batch', 'Benchmark', 'get_benchmark',
-           'shuffled_patches', 'load_val_ood', 'rrc_params', 'crop_resize', 'BatchTransform', 'TensorLoader',
-           'FolderLoader', 'make_loader', 'FolderSet', 'image_folder', 'eval_ops', 'folder_transform', 'to_image_set']
+           'data_root', 'DataNotFound', 'ImageSet', 'manifest_key', 'file_sha256', 'check_manifest', 'load_image_file',
+           'DatasetSpec', 'register', 'load_dataset', 'train_val_split', 'read_cifar_batch', 'Benchmark',
+           'get_benchmark', 'shuffled_patches', 'load_val_ood', 'rrc_params', 'crop_resize', 'BatchTransform',
+           'TensorLoader', 'FolderLoader', 'make_loader', 'FolderSet', 'image_folder', 'eval_ops', 'folder_transform',
+           'to_image_set']
 
 # %% ../nbs/04_data.ipynb #3a0ed540
 def data_root(root=None) -> Path:
@@ -92,7 +93,7 @@ def _read_json(path: Path) -> dict | None:
         return None
     return obj if isinstance(obj, dict) else None
 
-def _manifest_key(path: Path, root: Path) -> str:
+def manifest_key(path: Path, root: Path) -> str:
     "How the manifest names `path`: relative to the data root, with forward slashes."
     return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(root))).as_posix()
 
@@ -103,7 +104,7 @@ def file_sha256(path, root) -> str:
     stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns]  # ctime too: editing a file and restoring its mtime still shows
     mem = (str(path.absolute()), *stamp)
     if mem not in _hashed:
-        cache_file, key = root / HASH_CACHE, _manifest_key(path, root)
+        cache_file, key = root / HASH_CACHE, manifest_key(path, root)
         cache = _read_json(cache_file) or {}
         hit = cache.get(key)
         if not (isinstance(hit, dict) and hit.get("stamp") == stamp and isinstance(hit.get("sha256"), str)):
@@ -126,7 +127,7 @@ def check_manifest(path, prepare: str, root):
         warnings.warn(f"{path} cannot be checked: the data manifest {manifest_file} {why}; run {fix} to record it",
                       stacklevel=3)
         return
-    want = manifest.get("files", {}).get(_manifest_key(path, root))
+    want = manifest.get("files", {}).get(manifest_key(path, root))
     if not isinstance(want, dict):
         warnings.warn(f"{path} cannot be checked: it is not listed in the data manifest {manifest_file}; run {fix} "
                       "to prepare and record it", stacklevel=3)

@@ -98,7 +98,7 @@ def run_record(cfg: TrainConfig, ev: dict, device, precision: str, **config_extr
     "The run record of an evaluation `ev` (see `evaluate_model`) of a model of `cfg` (one shape for training and re-evaluation)."
     return {"config": {**cfg.to_dict(), **config_extra, "code_version": code_version()},
             "runtime": runtime_info(device, precision), "metric_definitions": METRIC_DEFINITIONS,
-            "id_acc": ev["id_acc"], "ood": ev["ood"], "ood_avg": ev["ood_avg"], "ood_groups": ev.get("ood_groups", {}),
+            "id_acc": ev["id_acc"], "ood": ev["ood"], "ood_avg": ev["ood_avg"], "ood_groups": ev["ood_groups"],
             "tuned": ev["tuned"],
             "tuning_auroc": ev["tuning_auroc"],
             "timing": {"eval_s": ev["eval_s"], "feature_pass_s": ev["feature_pass_s"], "detector_s": ev["detector_s"]}}

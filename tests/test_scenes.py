@@ -70,3 +70,10 @@ def test_prepared_val_set_rebuilds_from_its_placement(data_root):
                                       pasted[on[oy:oy + s, ox:ox + s]])
     train = torch.load(data_root / "scenes56" / "fmnist_scenes_train.pt", weights_only=True)
     assert train["meta"]["pool"] == scenes.POOLS["train"] and len(train["images"]) == 55_000
+
+
+def test_normalisation_constants_are_the_training_set_s(data_root):
+    from ssod.data import get_benchmark, load_dataset
+    x = load_dataset("fmnist_scenes", "train", data_root).images.double() / 255
+    bench = get_benchmark("fmnist_scenes")
+    assert (round(x.mean().item(), 4), round(x.std().item(), 4)) == (bench.mean[0], bench.std[0])
