@@ -329,6 +329,7 @@ class Benchmark:
     std: tuple
     val_ood: str = "shuffled_patches"   # synthetic, built from the ID validation split (see below)
     groups: dict = field(default_factory=dict)   # group name -> OOD sets it averages (near / far), fixed in advance
+    offline: bool = False      # every set is prepared from the package registries, without the internet
 
     def __post_init__(self):
         stray = {s for sets in self.groups.values() for s in sets} - set(self.ood_sets)
@@ -336,9 +337,9 @@ class Benchmark:
             raise ValueError(f"benchmark {self.name}: groups name sets that are not its OOD sets: {sorted(stray)}")
 
 BENCHMARKS = {
-    "fmnist": Benchmark("fmnist", "fashion_mnist", OFFLINE_OOD, 10, 1, 28, (0.2860,), (0.3530,)),
+    "fmnist": Benchmark("fmnist", "fashion_mnist", OFFLINE_OOD, 10, 1, 28, (0.2860,), (0.3530,), offline=True),
     "fmnist_scenes": Benchmark("fmnist_scenes", "fmnist_scenes", SCENES_NEAR + SCENES_FAR, 10, 1, 56, (0.5142,), (0.2343,),
-                               groups={"near": SCENES_NEAR, "far": SCENES_FAR}),
+                               groups={"near": SCENES_NEAR, "far": SCENES_FAR}, offline=True),
     "cifar10": Benchmark("cifar10", "cifar10", CIFAR_OOD, 10, 3, 224, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "cifar10_32": Benchmark("cifar10_32", "cifar10", CIFAR_OOD, 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "imagenet": Benchmark("imagenet", "imagenet", IMAGENET_OOD, 1000, 3, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),

@@ -185,6 +185,7 @@ MOS_GROUPS = {
     "cifar10": [[0, 1, 8, 9], [2, 3, 4, 5, 6, 7]],
     "cifar10_32": [[0, 1, 8, 9], [2, 3, 4, 5, 6, 7]],
 }
+MOS_GROUPS["fmnist_scenes"] = MOS_GROUPS["fmnist"]   # the same ten garment classes, pasted onto photographs
 
 def mos_groups(benchmark: str, root=None) -> list:
     "The class groups of a benchmark (ImageNet: the MOS paper's 8 WordNet groups, prepared by data_scripts)."

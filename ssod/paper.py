@@ -22,7 +22,7 @@ from .store import seed_stat
 __all__ = ['T1_SETS', 'TABLE1', 'T2_SETS', 'TABLE2', 'TABLE2_AVERAGE', 'T3_SETS', 'TABLE3', 'TABLE4', 'TABLE5', 'TABLE6', 'ROWS',
            'SET_NAMES', 'SEEDS_FORMS', 'RowSpec', 'runnable', 'ablation_ood_set', 'fmt', 'method_table',
            'setting_stats', 'setting_table', 'parse_seeds', 'parse_mapping', 'method_records', 'provenance',
-           'papermill_command', 'table_stem', 'write_table']
+           'papermill_command', 'output_stem', 'table_stem', 'write_table']
 
 # %% ../nbs/11_paper.ipynb #45b1597d
 T1_SETS = ["iNaturalist", "SUN", "Places"]
@@ -271,9 +271,13 @@ def papermill_command(notebook: str, benchmark: str, preset: str, seeds, overrid
     cmd += "".join(f" -p {k} {q(str(v))}" for k, v in params.items())
     return cmd + (f" -y {q(f'overrides: {json.dumps(overrides)}')}" if overrides else "")
 
+def output_stem(name: str, benchmark: str, folder="figures") -> Path:
+    "figures/<name> on `fmnist` (the first offline benchmark), figures/<name>_<benchmark> otherwise."
+    return Path(folder) / (name if benchmark == "fmnist" else f"{name}_{benchmark}")
+
 def table_stem(n: int, name: str, benchmark: str, folder="figures") -> Path:
-    "figures/table<n> for the offline benchmark, figures/table<n>_<benchmark> otherwise."
-    return Path(folder) / (f"table{n}" if benchmark == "fmnist" else f"table{n}_{benchmark}")
+    "figures/table<n>[_<benchmark>]: where Table n of `benchmark` is written."
+    return output_stem(f"table{n}", benchmark, folder)
 
 # %% ../nbs/11_paper.ipynb #b0867a0a
 def write_table(df: pd.DataFrame, path_stem, title: str, command: str, notes: list = (), provenance: list = ()) -> list:
