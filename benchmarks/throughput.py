@@ -28,9 +28,9 @@ def run_one(c):
     from ssod.train import Trainer
     device = torch.device(c["device"])
     bench = "fmnist" if c["channels"] == 1 else "cifar10"
-    cfg = make_config("paper", benchmark=bench, arch=c["arch"], alpha=1.5, image_size=c["size"], batch_size=c["batch"],
-                      device=c["device"], precision=c["precision"], channels_last=bool(c["channels_last"]),
-                      compile=bool(c["compile"]))
+    cfg = make_config("paper", benchmark=bench, arch=c["arch"], alpha=c.get("alpha", 1.5), image_size=c["size"],
+                      batch_size=c["batch"], device=c["device"], precision=c["precision"],
+                      channels_last=bool(c["channels_last"]), compile=bool(c["compile"]))
     trainer = Trainer(cfg, log=lambda *_: None).build(steps_per_epoch=1)
     tf = BatchTransform((0.5,) * c["channels"], (0.25,) * c["channels"], c["size"], train=True)
     src = torch.randint(0, 256, (c["batch"], c["channels"], c["src"], c["src"]), dtype=torch.uint8, device=device)

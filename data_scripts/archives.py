@@ -192,10 +192,15 @@ def prepare_folder32(name, root, source, log, url, filename, md5, n_images, resi
         return out
     official_only(name, source)
     archive, folder = fetch_and_extract(url, root, filename, md5, raw or raw_dir(root, name), log)
+    return convert_folder32(name, root, folder, n_images, resize, log, archive, source=url, md5=md5 or "")
+
+
+def convert_folder32(name, root, folder, n_images, resize, log=print, archive=None, **meta):
+    "ROOT/ood32/<name>.pt from an extracted folder of images: count checked, decoded to 32x32 RGB in path order."
     paths = list_images(folder)
-    check_count(name, paths, n_images, folder, archive, discard=folder)
+    check_count(name, paths, n_images, folder, archive, discard=folder if archive is not None else None)
     images = load_images32(paths, resize=resize, log=log, name=name)
-    return write_ood32(root, name, images, None, log, source=url, md5=md5 or "", n=len(paths),
+    return write_ood32(root, name, images, None, log, n=len(paths),
                        preprocessing="shorter side to 32 (bilinear, antialiased), centre crop 32x32, RGB" if resize
                        else "none (32x32 RGB as distributed)",
-                       files=[p.relative_to(folder).as_posix() for p in paths])
+                       files=[p.relative_to(folder).as_posix() for p in paths], **meta)

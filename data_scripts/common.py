@@ -113,7 +113,7 @@ def save_image_set(dest, images: np.ndarray | torch.Tensor, labels=None, *, root
         # so the same images always give the same bytes (and the same sha256 in the manifest)
         torch.save(obj, f)
     if root is not None:
-        record(root, [dest], meta.get("name", Path(dest).stem))
+        record(root, [dest], meta.get("name", Path(dest).stem), fixture=bool(meta.get("fixture")))
     return Path(dest)
 
 
@@ -157,17 +157,19 @@ def folder_entry(folder) -> dict:
     return {"count": len(rows), "listing_sha256": hashlib.sha256(listing).hexdigest()}
 
 
-def record(root, paths, dataset: str):
-    "Add `paths` (files or folders under `root`, just prepared) to ROOT/manifest.json, atomically."
+def record(root, paths, dataset: str, fixture: bool = False):
+    """Add `paths` (files or folders under `root`, just prepared) to ROOT/manifest.json, atomically. `fixture`: they
+    are synthetic stand-ins in the real set's layout (`data_scripts.fixtures`), and the entries say so."""
     m = read_manifest(root)
+    mark = {"fixture": True} if fixture else {}
     for p in map(Path, paths):
         key = manifest_key(p, root)
         m["files"].pop(key, None)
         m["folders"].pop(key, None)
         if p.is_dir():
-            m["folders"][key] = {**folder_entry(p), "dataset": dataset}
+            m["folders"][key] = {**folder_entry(p), "dataset": dataset, **mark}
         else:
-            m["files"][key] = {"sha256": sha256sum(p), "bytes": p.stat().st_size, "dataset": dataset}
+            m["files"][key] = {"sha256": sha256sum(p), "bytes": p.stat().st_size, "dataset": dataset, **mark}
     with atomic_path(manifest_path(root)) as tmp:
         tmp.write_text(json.dumps(m, indent=1, sort_keys=True) + "\n")
 

@@ -34,14 +34,30 @@ def _images(root, log):
     if not images.is_dir():
         clear_folder(folder)
         raise DataScriptError(f"{archive} has no dtd/images/ folder; delete it and run again")
+    return (images, *listing(images, N_IMAGES, N_CLASSES, archive, discard=folder))
+
+
+def listing(images, n_images, n_classes, archive=None, discard=None):
+    "(sorted image paths, sorted class names) of a dtd/images/ folder, with its class and image counts checked."
     classes = sorted(d.name for d in images.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if len(classes) != N_CLASSES:
-        clear_folder(folder)
-        raise DataScriptError(f"dtd: {len(classes)} class folders in {images}, expected {N_CLASSES}; the archive may "
+    if len(classes) != n_classes:
+        if discard is not None:
+            clear_folder(discard)
+        raise DataScriptError(f"dtd: {len(classes)} class folders in {images}, expected {n_classes}; the archive may "
                               f"be truncated or a different version: delete {archive} and run again")
     paths = list_images(images)
-    check_count("dtd", paths, N_IMAGES, images, archive, discard=folder)
-    return images, paths, classes
+    check_count("dtd", paths, n_images, images, archive, discard=discard)
+    return paths, classes
+
+
+def convert(root, images, paths, classes, log=print, **meta):
+    "ROOT/ood32/dtd.pt from dtd/images/<class>/*.jpg: every image to 32x32, labels = class index."
+    index = {c: i for i, c in enumerate(classes)}
+    labels = [index[p.relative_to(images).parts[0]] for p in paths]
+    x = load_images32(paths, resize=True, log=log, name="dtd")
+    return write_ood32(root, "dtd", x, labels, log, n=len(paths), classes=classes,
+                       files=[p.relative_to(images).as_posix() for p in paths],
+                       preprocessing="shorter side to 32 (bilinear, antialiased), centre crop 32x32, RGB", **meta)
 
 
 def prepare(root, cache=None, source="auto", log=print):
@@ -49,13 +65,7 @@ def prepare(root, cache=None, source="auto", log=print):
     if is_prepared(root, "dtd", ood32_path(root, "dtd"), log):
         return
     official_only("dtd", source)
-    images, paths, classes = _images(root, log)
-    index = {c: i for i, c in enumerate(classes)}
-    labels = [index[p.relative_to(images).parts[0]] for p in paths]
-    x = load_images32(paths, resize=True, log=log, name="dtd")
-    write_ood32(root, "dtd", x, labels, log, source=URL, md5=MD5, n=len(paths), classes=classes,
-                files=[p.relative_to(images).as_posix() for p in paths],
-                preprocessing="shorter side to 32 (bilinear, antialiased), centre crop 32x32, RGB")
+    convert(root, *_images(root, log), log, source=URL, md5=MD5)
 
 
 def _link_or_copy(src: Path, dst: Path):
@@ -70,9 +80,14 @@ def prepare_textures_imagenet(root, cache=None, source="auto", log=print):
     final = imagenet_ood_dir(root, "textures_imagenet")
     if is_prepared(root, "textures_imagenet", final, log):
         return
-    stale = final.exists() or final.is_symlink()   # not as the manifest says: set aside once the new copy is complete
     official_only("textures_imagenet", source)
-    images, paths, classes = _images(root, log)
+    install_textures_imagenet(root, *_images(root, log), log)
+
+
+def install_textures_imagenet(root, images, paths, classes, log=print, fixture=False):
+    "ROOT/imagenet_ood/textures_imagenet/<class>/*.jpg from dtd/images/, renamed into place when complete."
+    final = imagenet_ood_dir(root, "textures_imagenet")
+    stale = final.exists() or final.is_symlink()   # not as the manifest says: set aside once the new copy is complete
     staging = final.with_name(f".{final.name}.partial")
     clear_folder(staging)
     try:
@@ -85,5 +100,5 @@ def prepare_textures_imagenet(root, cache=None, source="auto", log=print):
         install_folder(staging, final)
     finally:
         clear_folder(staging)
-    record(root, [final], "textures_imagenet")
+    record(root, [final], "textures_imagenet", fixture=fixture)
     log(f"textures_imagenet: {len(paths)} images in {len(classes)} classes -> {final}")

@@ -30,19 +30,23 @@ def prepare(name, root, cache=None, source="auto", log=print):
     final = imagenet_ood_dir(root, name)
     if is_prepared(root, name, final, log):
         return
-    stale = final.exists() or final.is_symlink()   # not as the manifest says: set aside once the new copy is complete
     official_only(name, source)
     filename, md5, n_images = SETS[name]
     archive = fetch(url(name), root, filename, md5, log)
     staging = final.with_name(f".{name}.partial")
     try:
         extract_fresh(archive, staging, log)
-        paths = list_images(staging)
-        check_count(name, paths, n_images, staging, archive)
-        if stale:
-            log(f"{name}: kept the folder that was there as {keep_as_bad(final)}")
-        install_folder(staging, final)
+        install(name, root, staging, n_images, log, archive)
     finally:
         clear_folder(staging)
-    record(root, [final], name)
+
+
+def install(name, root, staging, n_images, log=print, archive=None, fixture=False):
+    "Rename a complete folder of `n_images` images onto ROOT/imagenet_ood/<name>/ and record it in the manifest."
+    final = imagenet_ood_dir(root, name)
+    check_count(name, list_images(staging), n_images, staging, archive)
+    if final.exists() or final.is_symlink():   # not as the manifest says: set aside now the new copy is complete
+        log(f"{name}: kept the folder that was there as {keep_as_bad(final)}")
+    install_folder(staging, final)
+    record(root, [final], name, fixture=fixture)
     log(f"{name}: {n_images} images -> {final}")

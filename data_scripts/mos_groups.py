@@ -62,8 +62,16 @@ def prepare(root, cache=None, source="auto", log=print, n_classes: int = N_CLASS
     if is_prepared(root, "mos_groups", out, log):
         return
     path = download(URL, downloads_dir(root) / FILENAME, None)
-    groups = parse_groups(path.read_text(), n_classes, n_groups)
+    write_groups(root, path.read_text(), n_classes, n_groups, log, URL)
+
+
+def write_groups(root, text: str, n_classes: int = N_CLASSES, n_groups: int = N_GROUPS, log=print, source=URL,
+                 fixture=False):
+    "ROOT/mos_groups.json from the text of the MOS list file, atomically, recorded in the manifest."
+    out = dest(root)
+    groups = parse_groups(text, n_classes, n_groups)
     with atomic_path(out) as tmp:
-        tmp.write_text(json.dumps({"source": URL, "groups": groups}, indent=1))
-    record(root, [out], "mos_groups")
+        tmp.write_text(json.dumps({"source": source, "groups": groups}, indent=1))
+    record(root, [out], "mos_groups", fixture=fixture)
     log(f"mos_groups: {n_groups} groups of {[len(g) for g in groups]} classes -> {out}")
+    return out

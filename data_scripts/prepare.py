@@ -6,6 +6,7 @@
     python -m data_scripts.prepare cifar10_benchmark     # CIFAR-10 + SVHN, LSUN, iSUN, Places365, DTD (downloads)
     python -m data_scripts.prepare imagenet_benchmark --imagenet-dir /path/to/ILSVRC2012
                                                          # your ImageNet + iNaturalist, SUN, Places, Textures
+    python -m data_scripts.prepare fixtures --root DIR  # small synthetic stand-ins of the paper's sets, same layouts
     python -m data_scripts.prepare --list
 
 The root is --root, else $SSOD_DATA, else ./data. Downloads go to ROOT/downloads/ and resume when interrupted; a
@@ -21,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import (cifar10, dtd, fashion_mnist, imagenet, imagenet_ood, isun, lsun, mnist, mos_groups, offline_ood, places365,
+from . import (cifar10, dtd, fashion_mnist, fixtures, imagenet, imagenet_ood, isun, lsun, mnist, mos_groups, offline_ood, places365,
                scenes, svhn)
 from .common import DataScriptError, OfflineError
 
@@ -56,6 +57,8 @@ SETS = {
     **{name: _imagenet_ood(name) for name in imagenet_ood.SETS},
     "textures_imagenet": dtd.prepare_textures_imagenet,
     "mos_groups": mos_groups.prepare,   # the MOS paper's 8 ImageNet class groups (method `mos`)
+    # synthetic stand-ins of every set above that needs the internet, for tests (never into a root with real data)
+    "fixtures": fixtures.prepare,
 }
 GROUPS = {
     "fmnist": ["fashion_mnist", "mnist", "digits", "textures", "scenes", "noise"],

@@ -52,13 +52,16 @@ def first_per_class(labels, per_class, n_classes=N_CLASSES) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
+def convert(root, mat_path, per_class=PER_CLASS, log=print, **meta):
+    "ROOT/ood32/svhn.pt from a test-split .mat file: the first `per_class` images of each digit, in file order."
+    x, y = read_mat(mat_path)
+    idx = first_per_class(y, per_class)
+    return write_ood32(root, NAME, x[idx], y[idx], log, per_class=per_class, classes=[str(c) for c in range(N_CLASSES)],
+                       indices=idx.tolist(), selection="first PER_CLASS test images of each digit, in file order", **meta)
+
+
 def prepare(root, cache=None, source="auto", log=print):
     if is_prepared(root, NAME, ood32_path(root, NAME), log):
         return
     official_only(NAME, source)
-    path = fetch(URL, root, FILENAME, MD5, log)
-    x, y = read_mat(path)
-    idx = first_per_class(y, PER_CLASS)
-    write_ood32(root, NAME, x[idx], y[idx], log, source=URL, md5=MD5, per_class=PER_CLASS,
-                classes=[str(c) for c in range(N_CLASSES)], indices=idx.tolist(),
-                selection="first PER_CLASS test images of each digit, in file order")
+    convert(root, fetch(URL, root, FILENAME, MD5, log), PER_CLASS, log, source=URL, md5=MD5)

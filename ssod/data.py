@@ -16,11 +16,11 @@ import torch.nn.functional as F
 # %% auto #0
 __all__ = ['MANIFEST', 'HASH_CACHE', 'DATASETS', 'FMNIST_CLASSES', 'VAL_SIZE', 'SPLIT_SEED', 'OFFLINE_OOD', 'SCENES_NEAR',
            'SCENES_FAR', 'CIFAR10_CLASSES', 'CIFAR10_BATCHES', 'CIFAR_OOD', 'IMAGENET_OOD', 'BENCHMARKS', 'IMAGE_EXTS',
-           'data_root', 'DataNotFound', 'ImageSet', 'manifest_key', 'file_sha256', 'check_manifest', 'load_image_file',
-           'DatasetSpec', 'register', 'load_dataset', 'train_val_split', 'read_cifar_batch', 'Benchmark',
-           'get_benchmark', 'shuffled_patches', 'load_val_ood', 'rrc_params', 'crop_resize', 'BatchTransform',
-           'TensorLoader', 'FolderLoader', 'make_loader', 'FolderSet', 'image_folder', 'eval_ops', 'folder_transform',
-           'to_image_set']
+           'data_root', 'DataNotFound', 'ImageSet', 'manifest_key', 'file_sha256', 'check_manifest', 'fixture_sets',
+           'load_image_file', 'DatasetSpec', 'register', 'load_dataset', 'train_val_split', 'read_cifar_batch',
+           'Benchmark', 'get_benchmark', 'shuffled_patches', 'load_val_ood', 'rrc_params', 'crop_resize',
+           'BatchTransform', 'TensorLoader', 'FolderLoader', 'make_loader', 'FolderSet', 'image_folder', 'eval_ops',
+           'folder_transform', 'to_image_set']
 
 # %% ../nbs/04_data.ipynb #3a0ed540
 def data_root(root=None) -> Path:
@@ -143,6 +143,14 @@ def check_manifest(path, prepare: str, root):
     raise ValueError(f"{path} does not match the data manifest {manifest_file}: expected {expected}, found {found}; "
                      f"it is damaged or was changed after it was prepared. Prepare it again: {fix}")
 
+def fixture_sets(names, root=None) -> list:
+    """The data sets among `names` that the data manifest marks as fixtures: synthetic stand-ins in the real layout,
+    written by `python -m data_scripts.prepare fixtures` for tests. Results made from them mean nothing."""
+    manifest = _read_json(data_root(root) / MANIFEST) or {}
+    marked = {e.get("dataset") for kind in ("files", "folders") for e in (manifest.get(kind) or {}).values()
+              if isinstance(e, dict) and e.get("fixture")}
+    return [n for n in names if n in marked]
+
 def load_image_file(path, name: str, prepare: str, root: Path) -> ImageSet:
     """Read an image set written by `data_scripts.common.save_image_set`, checked against the manifest; clear errors
     for missing, damaged or corrupted files."""
@@ -189,8 +197,11 @@ def load_dataset(name: str, split: str = "test", root=None) -> ImageSet:
 FMNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 VAL_SIZE, SPLIT_SEED = 5000, 0
 
-def train_val_split(n: int, val_size: int = VAL_SIZE, seed: int = SPLIT_SEED):
-    "Fixed split of n training indices into (train, val)."
+def train_val_split(n: int, val_size: int = VAL_SIZE, seed: int = SPLIT_SEED, name: str = "the data set"):
+    "Fixed split of n training indices into (train, val); an error when the training part would be empty."
+    if n <= val_size:
+        raise ValueError(f"{name} has {n} training images, too few for its fixed {val_size}-image validation split "
+                         "(the training split would be empty); is the data set complete?")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[val_size:].sort().values, perm[:val_size].sort().values
 
@@ -216,7 +227,7 @@ def _fashion_mnist(root: Path, split: str) -> ImageSet:
     ds = ImageSet(_read_idx(img_path)[:, None].clone(), _read_idx(lab_path).long(), "fashion_mnist", FMNIST_CLASSES)
     if split == "test":
         return ds
-    tr, va = train_val_split(len(ds))
+    tr, va = train_val_split(len(ds), name="fashion_mnist")
     return ds.subset(tr if split == "train" else va)
 
 # %% ../nbs/04_data.ipynb #2300bb86
@@ -286,7 +297,7 @@ def _cifar10(root: Path, split: str) -> ImageSet:
     full = ImageSet(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), "cifar10", CIFAR10_CLASSES)
     if split == "test":
         return full
-    tr, va = train_val_split(len(full))
+    tr, va = train_val_split(len(full), name=f"cifar10 ({folder})")
     return full.subset(tr if split == "train" else va)
 
 CIFAR_OOD = ("svhn", "lsun", "isun", "places365", "dtd")
@@ -304,7 +315,7 @@ def _imagenet(root: Path, split: str) -> FolderSet:
     if split == "test":
         return image_folder(root / "imagenet" / "val", "imagenet", labelled=True, prepare=prep)
     full = image_folder(root / "imagenet" / "train", "imagenet", labelled=True, prepare=prep)
-    tr, va = train_val_split(len(full), 10_000)
+    tr, va = train_val_split(len(full), 10_000, name=f"imagenet ({root / 'imagenet' / 'train'})")
     return full.subset(tr if split == "train" else va)
 
 for _name, _desc in [("inaturalist", "iNaturalist, 10k images of plants (ImageNet OOD)"),
@@ -365,14 +376,17 @@ def shuffled_patches(ds: ImageSet, grid: int = 4, seed: int = 0) -> ImageSet:
         out = F.pad(out, (0, w - pw * grid, 0, h - ph * grid))
     return ImageSet(out.contiguous(), None, f"{ds.name}_shuffled_patches")
 
-def load_val_ood(bench: Benchmark, root=None) -> ImageSet:
-    "The benchmark's validation OOD set."
+def load_val_ood(bench: Benchmark, root=None, limit: int = 0) -> ImageSet:
+    """The benchmark's validation OOD set (its first `limit` images when > 0: image i is the same whatever the limit,
+    since `shuffled_patches` draws its permutations image by image)."""
     if bench.val_ood == "shuffled_patches":
         val = load_dataset(bench.id_set, "val", root)
-        if isinstance(val, FolderSet):  # ImageNet scale: patch-shuffle 5,000 validation images at the model's size
-            val = to_image_set(val.subset(range(min(5000, len(val)))), bench.image_size)
-        return shuffled_patches(val)
-    return load_dataset(bench.val_ood, "test", root)
+        n = min(len(val), limit or len(val))
+        if isinstance(val, FolderSet):  # ImageNet scale: patch-shuffle at most 5,000 validation images at the model's size
+            return shuffled_patches(to_image_set(val.subset(range(min(5000, n))), bench.image_size))
+        return shuffled_patches(val.subset(range(n)))
+    ds = load_dataset(bench.val_ood, "test", root)
+    return ds.subset(range(min(len(ds), limit))) if limit else ds
 
 # %% ../nbs/04_data.ipynb #31aa2bca
 def rrc_params(n: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), generator=None, tries: int = 10):
@@ -522,6 +536,7 @@ class FolderSet:
     labels: torch.Tensor | None = None
     name: str = ""
     classes: list = field(default_factory=list)
+    masks = None   # no object masks (an `ImageSet` has them on the objects-in-scenes sets); not a dataclass field
 
     def __len__(self): return len(self.paths)
 

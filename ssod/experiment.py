@@ -16,7 +16,7 @@ import torch
 
 from .config import TrainConfig, make_config, PRESETS
 from .runtime import resolve_device, resolve_precision, runtime_info
-from .data import DataNotFound, get_benchmark, load_dataset
+from .data import DataNotFound, fixture_sets, get_benchmark, load_dataset
 from .train import Trainer, model_from_checkpoint
 from .detectors import detector_class, detector_names
 from .methods import METHODS
@@ -94,9 +94,13 @@ def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = N
     return dets
 
 # %% ../nbs/09_experiment.ipynb #e59af758
-def run_record(cfg: TrainConfig, ev: dict, device, precision: str, **config_extra) -> dict:
-    "The run record of an evaluation `ev` (see `evaluate_model`) of a model of `cfg` (one shape for training and re-evaluation)."
+def run_record(cfg: TrainConfig, ev: dict, device, precision: str, data_root=None, **config_extra) -> dict:
+    """The run record of an evaluation `ev` (see `evaluate_model`) of a model of `cfg` (one shape for training and
+    re-evaluation). `data.fixtures` lists the sets read that are synthetic stand-ins (tests), so no table hides it."""
+    bench = get_benchmark(config_extra.get("benchmark") or cfg.benchmark)
+    fixtures = fixture_sets([bench.id_set, *ev["ood"]], data_root or cfg.data_root or None)
     return {"config": {**cfg.to_dict(), **config_extra, "code_version": code_version()},
+            "data": {"fixtures": fixtures},
             "runtime": runtime_info(device, precision), "metric_definitions": METRIC_DEFINITIONS,
             "id_acc": ev["id_acc"], "ood": ev["ood"], "ood_avg": ev["ood_avg"], "ood_groups": ev["ood_groups"],
             "tuned": ev["tuned"],
@@ -154,8 +158,9 @@ def evaluate_checkpoint(checkpoint, out_dir, detectors=None, ood_sets=None, benc
     ev = evaluate(model, cfg, dets, detector_params, tune, dev, prec, log, benchmark=benchmark, limit_eval=limit_eval,
                   ood_sets=ood_sets, data_root=data_root,
                   cache_dir=Path(out_dir) / "features" if cache_features else None)
-    record = run_record(cfg, ev, dev, prec, checkpoint=str(path), benchmark=benchmark or cfg.benchmark, detectors=dets,
-                        ood_sets=list(ev["ood"]), tune=tune, detector_params=detector_params or {}, limit_eval=limit_eval)
+    record = run_record(cfg, ev, dev, prec, data_root, checkpoint=str(path), benchmark=benchmark or cfg.benchmark,
+                        detectors=dets, ood_sets=list(ev["ood"]), tune=tune, detector_params=detector_params or {},
+                        limit_eval=limit_eval)
     log(f"wrote {write_record(record, out_dir)}")
     return record
 

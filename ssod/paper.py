@@ -22,7 +22,7 @@ from .store import seed_stat
 __all__ = ['T1_SETS', 'TABLE1', 'T2_SETS', 'TABLE2', 'TABLE2_AVERAGE', 'T3_SETS', 'TABLE3', 'TABLE4', 'TABLE5', 'TABLE6', 'ROWS',
            'SET_NAMES', 'SEEDS_FORMS', 'RowSpec', 'runnable', 'ablation_ood_set', 'fmt', 'method_table',
            'setting_stats', 'setting_table', 'parse_seeds', 'parse_mapping', 'method_records', 'provenance',
-           'papermill_command', 'output_stem', 'table_stem', 'write_table']
+           'papermill_command', 'output_stem', 'table_stem', 'fixture_note', 'write_table']
 
 # %% ../nbs/11_paper.ipynb #45b1597d
 T1_SETS = ["iNaturalist", "SUN", "Places"]
@@ -113,33 +113,39 @@ def fmt(mean, std=math.nan, digits=2) -> str:
 
 # %% ../nbs/11_paper.ipynb #a6a8c666
 def method_table(paper: dict, paper_sets: list, benchmark: str, ood_sets: list, records: dict,
-                 paper_average: dict | None = None, extra_rows=("ReAct",), set_map: dict | None = None) -> pd.DataFrame:
+                 paper_average: dict | None = None, extra_rows=("ReAct",), set_map: dict | None = None,
+                 groups=()) -> pd.DataFrame:
     """paper: {method: ([fpr, auroc per paper set], id_acc)}; records: {method: [records over seeds] or None
-    (not runnable)}; set_map: paper set -> our set (default: `SET_NAMES[benchmark]`).
-    Returns a DataFrame indexed by (method, source)."""
+    (not runnable)}; set_map: paper set -> our set (default: `SET_NAMES[benchmark]`); groups: our groups of sets
+    (near / far). Every cell the paper prints is shown. Returns a DataFrame indexed by (method, source)."""
     mapping = SET_NAMES.get(benchmark, {}) if set_map is None else set_map
-    aligned = bool(paper_sets) and all(s in mapping and mapping[s] in ood_sets for s in paper_sets)
-    sets = [mapping[s] for s in paper_sets] if aligned else list(ood_sets)
-    cols = [(s, m) for s in sets for m in ("FPR95", "AUROC")] + [("average", "FPR95"), ("average", "AUROC"), ("", "ID ACC")]
+    shared = {s: mapping[s] for s in paper_sets if mapping.get(s) in ood_sets}   # paper set -> our set in one column
+    # columns: every paper set (ours beside it where we evaluate the same set), our other sets, our groups, averages
+    sets = [(shared.get(s, f"{s} (paper)"), s, shared.get(s)) for s in paper_sets]
+    sets += [(o, None, o) for o in ood_sets if o not in shared.values()]
+    sets += [(f"{g} (ours)", None, g) for g in groups]
+    sets += [("average", "average", "average")]
+    cols = [(label, m) for label, _, _ in sets for m in ("FPR95", "AUROC")] + [("", "ID ACC")]
     rows, index = [], []
     for method in list(paper) + [r for r in extra_rows if r not in paper]:
         pv = None
         if method in paper:
             vals, acc = paper[method]
             avg = paper_average.get(method) if paper_average else (np.mean(vals[0::2]), np.mean(vals[1::2]))
-            per_set = {mapping[s]: (vals[2 * i], vals[2 * i + 1]) for i, s in enumerate(paper_sets)} if aligned else {}
-            pv = [per_set.get(s, (None, None))[k] for s in sets for k in (0, 1)] + [avg[0], avg[1], acc]
+            per_set = {s: (vals[2 * i], vals[2 * i + 1]) for i, s in enumerate(paper_sets)} | {"average": avg}
+            pv = [per_set[p][k] if p else None for _, p, _ in sets for k in (0, 1)] + [acc]
             rows.append([fmt(v) for v in pv]); index.append((method, "paper"))
         recs = records.get(method)
         if recs is None:
             rows.append(["not yet runnable"] + [""] * (len(cols) - 1)); index.append((method, "ours"))
             continue
         det = ROWS[method].detector
-        ours = [seed_stat(recs, det, s, m) for s in sets for m in ("fpr95", "auroc")]
-        ours += [seed_stat(recs, det, "average", "fpr95"), seed_stat(recs, det, "average", "auroc"), seed_stat(recs, det, "id_acc")]
+        ours = [seed_stat(recs, det, o, m) if o else (None, None) for _, _, o in sets for m in ("fpr95", "auroc")]
+        ours += [seed_stat(recs, det, "id_acc")]
         rows.append([fmt(m, s) for m, s in ours]); index.append((method, "ours"))
         if pv is not None:
-            rows.append([fmt(o[0] - p) if p is not None else "—" for o, p in zip(ours, pv)]); index.append((method, "ours − paper"))
+            rows.append([fmt(o[0] - p) if p is not None and o[0] is not None else "—" for o, p in zip(ours, pv)])
+            index.append((method, "ours − paper"))
     return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["method", ""]),
                         columns=pd.MultiIndex.from_tuples(cols))
 
@@ -280,8 +286,18 @@ def table_stem(n: int, name: str, benchmark: str, folder="figures") -> Path:
     return output_stem(f"table{n}", benchmark, folder)
 
 # %% ../nbs/11_paper.ipynb #b0867a0a
+def fixture_note(folders) -> list:
+    "A first note for a table made from runs on fixture data (synthetic stand-ins of the real sets), else none."
+    sets = set()
+    for f in folders:
+        path = Path(f) / "record.json"
+        sets |= set(json.loads(path.read_text()).get("data", {}).get("fixtures", []) if path.exists() else [])
+    return [f"FIXTURE DATA: {', '.join(sorted(sets))} are synthetic stand-ins (`data_scripts.fixtures`); these numbers test "
+            "the code path and say nothing about any method"] if sets else []
+
 def write_table(df: pd.DataFrame, path_stem, title: str, command: str, notes: list = (), provenance: list = ()) -> list:
-    "Write `path_stem`.md / .csv / .tex; returns the paths."
+    "Write `path_stem`.md / .csv / .tex (with a fixture-data warning first where the runs read fixtures); the paths."
+    notes = fixture_note(provenance) + list(notes)
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     flat = df.copy()
@@ -289,7 +305,7 @@ def write_table(df: pd.DataFrame, path_stem, title: str, command: str, notes: li
     flat.index = [" / ".join(str(i) for i in idx if i) if isinstance(idx, tuple) else str(idx) for idx in df.index]
     md = [f"# {title}", "", f"Generated by `{command}`", ""]
     md += [f"- {n}" for n in notes] + ([""] if notes else [])
-    md += [flat.to_markdown(), ""]
+    md += [flat.to_markdown(disable_numparse=True), ""]   # cells as formatted: 93.80 stays 93.80
     if provenance:
         md += ["Runs (each folder's `record.json` holds the full configuration and code version):", ""]
         md += [f"- {p}" for p in provenance] + [""]

@@ -48,7 +48,7 @@ def evaluate_model(model, benchmark: str, detectors=None, params: dict | None = 
     def data(name, split, n=limit_eval):
         key = f"{name}-{split}-{n}"
         if key not in sets:
-            ds = load_val_ood(bench, root) if name == "val_ood" else load_dataset(name, split, root)
+            ds = load_val_ood(bench, root, n) if name == "val_ood" else load_dataset(name, split, root)
             sets[key] = limit(ds, n)
         return key, sets[key]
 
@@ -207,6 +207,9 @@ def main(argv=None):
               f"train {rec['timing'].get('train_s', 0):.0f}s eval {rec['timing'].get('eval_s', 0):.0f}s "
               f"{rt.get('precision', c.get('precision'))} on {rt.get('device_name', c.get('device_name', '?'))} "
               f"[{c.get('code_version', '?')}]")
+        fixtures = rec.get("data", {}).get("fixtures")
+        if fixtures:
+            print(f"  FIXTURE DATA: {', '.join(fixtures)} are synthetic stand-ins; these numbers mean nothing")
         diag = sampler_summary(rec)
         if diag:
             print(f"  {diag}")

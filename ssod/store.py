@@ -91,8 +91,9 @@ def mean_std(values) -> tuple:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan
 
 def seed_stat(records, detector: str, ood: str = "average", metric: str = "fpr95") -> tuple:
-    "(mean, std) over records of one metric; ood='average' reads the mean over OOD sets, ood='id_acc' ID accuracy."
+    """(mean, std) over records of one metric; `ood`: an OOD set, a group of sets (near / far, `ood_groups`), average
+    (the mean over OOD sets) or id_acc (ID accuracy)."""
     if ood == "id_acc":
         return mean_std([r["id_acc"] for r in records])
-    src = [r["ood_avg"] if ood == "average" else r["ood"][ood] for r in records]
+    src = [r["ood_avg"] if ood == "average" else r["ood"][ood] if ood in r["ood"] else r["ood_groups"][ood] for r in records]
     return mean_std([s[detector][metric] for s in src])

@@ -549,7 +549,9 @@ def test_cifar10_success_ready_and_our_loader_reads_it(src, root, monkeypatch):
     batch = pickle.loads(files["cifar-10-batches-py/test_batch"])
     assert test.images.shape == (4, 3, 32, 32) and test.labels.tolist() == batch["labels"]
     assert test.images[1].flatten().tolist() == batch["data"][1].tolist()   # channel-major rows, as the archive stores them
-    assert len(load_dataset("cifar10", "val", root)) == 20                  # 20 train images, all below the 5,000 of val
+    for split in ("train", "val"):   # 20 training images cannot hold the fixed 5,000-image validation split
+        with pytest.raises(ValueError, match="has 20 training images, too few for its fixed 5000-image validation"):
+            load_dataset("cifar10", split, root)
 
 
 def test_cifar10_loader_messages(src, root, monkeypatch):
