@@ -12,7 +12,8 @@ images kept on the device, as the CIFAR-10 path does; forward, loss, backward, A
 the SSOD step (alpha = 1.5, Eq. 7-9), bf16 autocast, channels-last, without and with `torch.compile`; images/s and the
 SSOD/CE step-time ratio (the paper's claim: SSOD costs nothing extra; target <= 1.05). (c) the peak memory of each,
 each configuration in its own process. (d) `python -m ssod.experiment --preset paper --benchmark cifar10` for one short
-epoch on the fixtures, evaluated with every detector; (e) the same under `torchrun --nproc_per_node 1`. Parts that
+epoch on the fixtures, evaluated with every detector; (e) the same under `torchrun --nproc_per_node 1` (2 processes
+of 1 thread in the CPU smoke, so it also checks the multi-process path). Parts that
 fail are recorded with their error and the rest goes on; parts past `--budget-s` are recorded as skipped."""
 import argparse
 import json
@@ -27,10 +28,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-GPU = dict(batch=256, size=224, steps=20, warmup=5, compile=(0, 1), precision="bf16",
+GPU = dict(batch=256, size=224, steps=20, warmup=5, compile=(0, 1), precision="bf16", nproc=1, in_process=False,
            run=dict(limit_train=0, limit_eval=0, limit_tune=1000, batch_size=128))
-SMOKE = dict(batch=4, size=64, steps=1, warmup=1, compile=(0,), precision="fp32",
-             run=dict(limit_train=256, limit_eval=8, limit_tune=8, batch_size=32, image_size=64))
+# the smoke runs torchrun with 2 CPU processes of 1 thread (gloo), so it also checks the multi-process paper preset
+SMOKE = dict(batch=4, size=64, steps=1, warmup=1, compile=(0,), precision="fp32", nproc=2, in_process=True,
+             run=dict(limit_train=256, limit_eval=8, limit_tune=8, batch_size=32, image_size=64, num_threads=1))
 ARCHS = ("resnet18", "resnet50")
 
 
@@ -49,13 +51,18 @@ def throughput(device, p, budget_end):
                          steps=p["steps"], warmup=p["warmup"], precision=p["precision"], channels_last=1,
                          compile=comp, alpha=alpha)
                 t0 = time.time()
-                r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--one", json.dumps(c)],
-                                   capture_output=True, text=True, timeout=max(60, budget_end - time.time() + 60))
+                if p["in_process"]:  # the smoke: the same step in this process (its peak memory is then cumulative)
+                    from benchmarks.throughput import run_one
+                    row.update(run_one(c))
+                else:                # one process per configuration, so each peak memory is its own
+                    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--one",
+                                        json.dumps(c)], capture_output=True, text=True,
+                                       timeout=max(60, budget_end - time.time() + 60))
+                    if r.returncode != 0:
+                        row["error"] = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1][:300]
+                    else:
+                        row.update(json.loads(r.stdout.strip().splitlines()[-1]))
                 row["wall_s"] = round(time.time() - t0, 1)
-                if r.returncode != 0:
-                    row["error"] = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1][:300]
-                else:
-                    row.update(json.loads(r.stdout.strip().splitlines()[-1]))
                 rows.append(row)
     ratios = []
     for arch in ARCHS:
@@ -71,7 +78,8 @@ def cli_run(cmd, out_dir, env):
     "Run one training command; its wall time, return code, and the record's headline numbers."
     t0 = time.time()
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-    res = {"command": " ".join(map(str, cmd)), "wall_s": round(time.time() - t0, 1), "returncode": r.returncode}
+    res = {"command": " ".join(map(str, cmd)), "wall_s": round(time.time() - t0, 1), "returncode": r.returncode,
+           "evaluations": r.stdout.count("evaluating ")}   # under torchrun: rank 0 alone evaluates
     rec_path = Path(out_dir) / "record.json"
     if r.returncode != 0 or not rec_path.exists():
         return {**res, "error": (r.stderr.strip().splitlines() or ["no record written"])[-1][:300]}
@@ -90,11 +98,11 @@ def paper_runs(out, device, p, budget_end):
         fixtures.prepare(data, log=lambda *_: None, benchmarks=("cifar10",))
     args = ["--preset", "paper", "--benchmark", "cifar10", "--epochs", "1", "--device", device, "--data_root", str(data)]
     args += [f"--{k}={v}" for k, v in p["run"].items()]
-    env = {**os.environ}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"} if p["nproc"] > 1 and device == "cpu" else {**os.environ}
     runs = {}
     for name, launcher in (("single", [sys.executable]),
-                           ("torchrun_1", [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                           "--nproc_per_node=1"])):
+                           ("torchrun", [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                         f"--nproc_per_node={p['nproc']}"])):
         if time.time() > budget_end:
             runs[name] = {"skipped": "time budget spent"}
             continue
