@@ -1,8 +1,8 @@
 """One command for the first GPU at hand: training throughput and peak memory of the paper's networks, and the paper
 preset end to end (train, every detector, record) on CIFAR-10 fixtures, alone and under torchrun.
 
-    python benchmarks/gpu_check.py --out gpu_check        # on one GPU: about 6-8 minutes on an H100
-    python benchmarks/gpu_check.py --cpu-smoke --out /tmp/smoke   # the same code on a CPU, tiny sizes, about a minute
+    python benchmarks/gpu_check.py --out gpu_check        # on one GPU; sized for 8 minutes on an H100, not yet run on one
+    python benchmarks/gpu_check.py --cpu-smoke --out /tmp/smoke   # the same code on a CPU, tiny sizes (a test runs it)
 
 Writes OUT/gpu_check.json and OUT/gpu_check.md and prints the JSON. Needs the library, its runtime dependencies and
 torch/torchvision; not nbdev, papermill or the internet (the CIFAR-10 stand-ins are written by `data_scripts.fixtures`).

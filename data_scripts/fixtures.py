@@ -26,20 +26,19 @@ from __future__ import annotations
 
 import io
 import pickle
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from . import dtd, imagenet, imagenet_ood, mos_groups, svhn
-from .archives import convert_folder32, imagenet_ood_dir, raw_dir
+from ssod.data import CIFAR10_BATCHES, CIFAR10_CLASSES
+
+from . import cifar10 as cifar10_script, dtd, imagenet, imagenet_ood, mos_groups, svhn
+from .archives import clear_folder, convert_folder32, imagenet_ood_dir, install_folder, raw_dir
 from .common import DataScriptError, atomic_path, read_manifest, record
 
 SEED = 20241127
 SIZES = {"cifar10_train_batch": 1_100, "cifar10_test": 500, "svhn_per_class": 10, "ood32": 100, "dtd_per_class": 2,
          "imagenet_classes": 1_000, "imagenet_train_per_class": 11, "imagenet_val_per_class": 1, "imagenet_ood": 100}
-CIFAR10_FOLDER = "cifar-10-batches-py"
-CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 SETS = ("cifar10", "svhn", "lsun", "isun", "places365", "dtd", "textures_imagenet", "imagenet", "mos_groups",
         *imagenet_ood.SETS)
 MOS_INNER = {"inaturalist": "iNaturalist", "sun": "SUN", "places": "Places"}
@@ -67,8 +66,8 @@ def _save(array: np.ndarray, path: Path, fmt: str):
 
 
 def _fresh(folder: Path) -> Path:
-    if folder.exists():
-        shutil.rmtree(folder)
+    "An empty `folder` (whatever was there removed)."
+    clear_folder(folder)
     folder.mkdir(parents=True)
     return folder
 
@@ -88,23 +87,23 @@ def refuse_real_data(root):
 
 def cifar10(root, log=print):
     "ROOT/cifar-10-batches-py/ in the official python format."
-    rng, folder = _rng("cifar10"), Path(root) / CIFAR10_FOLDER
-    staging = _fresh(Path(root) / f".{CIFAR10_FOLDER}.fixture")
-    batches = {f"data_batch_{i}": SIZES["cifar10_train_batch"] for i in range(1, 6)}
-    batches["test_batch"] = SIZES["cifar10_test"]
-    for name, n in batches.items():
+    rng, folder = _rng("cifar10"), cifar10_script.folder(root)
+    staging = _fresh(folder.with_name(f".fixture-{folder.name}"))   # not .<name>.*: clear_folder removes those
+    sizes = {b: SIZES["cifar10_train_batch"] for b in CIFAR10_BATCHES["train"]}
+    sizes |= {b: SIZES["cifar10_test"] for b in CIFAR10_BATCHES["test"]}
+    for name, n in sizes.items():
         labels = rng.integers(0, 10, n)
         x = _images(rng, n, 32, 32, labels).transpose(0, 3, 1, 2).reshape(n, 3072)
         obj = {"batch_label": f"fixture {name}", "labels": labels.tolist(), "data": x,
                "filenames": [f"fixture_{name}_{i:05d}.png" for i in range(n)]}
         (staging / name).write_bytes(pickle.dumps(obj, protocol=2))
-    meta = {"num_cases_per_batch": SIZES["cifar10_train_batch"], "label_names": CIFAR10_LABELS, "num_vis": 3072}
+    meta = {"num_cases_per_batch": SIZES["cifar10_train_batch"], "label_names": CIFAR10_CLASSES, "num_vis": 3072}
     (staging / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
-    if folder.exists():
-        shutil.rmtree(folder)
-    staging.rename(folder)
-    record(root, sorted(folder.iterdir()), "cifar10", fixture=True)
-    log(f"cifar10 (fixture): {5 * SIZES['cifar10_train_batch']} train + {SIZES['cifar10_test']} test -> {folder}")
+    clear_folder(folder)
+    install_folder(staging, folder)
+    record(root, cifar10_script.paths(root), "cifar10", fixture=True)
+    n_train = len(CIFAR10_BATCHES["train"]) * SIZES["cifar10_train_batch"]
+    log(f"cifar10 (fixture): {n_train} train + {SIZES['cifar10_test']} test -> {folder}")
 
 
 def svhn_set(root, log=print):
@@ -141,6 +140,7 @@ def dtd_sets(root, log=print):
             _save(_images(rng, 1, int(h), int(w))[0], images / f"class{c:02d}" / f"class{c:02d}_{i:04d}.jpg", "JPEG")
     paths, classes = dtd.listing(images, dtd.N_CLASSES * SIZES["dtd_per_class"], dtd.N_CLASSES)
     dtd.convert(root, images, paths, classes, log, source="fixture", fixture=True)
+    clear_folder(imagenet_ood_dir(root, "textures_imagenet"))   # a fixture replaced is not kept as .bad
     dtd.install_textures_imagenet(root, images, paths, classes, log, fixture=True)
 
 
@@ -162,12 +162,10 @@ def imagenet_sets(root, log=print):
     mos_groups.write_groups(root, "\n".join(lines) + "\n", len(wnids), mos_groups.N_GROUPS, log, source="fixture",
                             fixture=True)
     for name, inner in MOS_INNER.items():
-        staging = _fresh(imagenet_ood_dir(root, name).with_name(f".{name}.fixture"))
+        staging = _fresh(imagenet_ood_dir(root, name).with_name(f".fixture-{name}"))
         for i, img in enumerate(_images(_rng(name), SIZES["imagenet_ood"], 40, 48)):
             _save(img, staging / inner / "images" / f"{i:05d}.jpg", "JPEG")
-        final = imagenet_ood_dir(root, name)
-        if final.exists():
-            shutil.rmtree(final)
+        clear_folder(imagenet_ood_dir(root, name))
         imagenet_ood.install(name, root, staging, SIZES["imagenet_ood"], log, fixture=True)
 
 

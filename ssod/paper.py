@@ -17,6 +17,7 @@ import pandas as pd
 
 from .config import TrainConfig
 from .store import seed_stat
+from .results import fixture_warning, read_record
 
 # %% auto #0
 __all__ = ['T1_SETS', 'TABLE1', 'T2_SETS', 'TABLE2', 'TABLE2_AVERAGE', 'T3_SETS', 'TABLE3', 'TABLE4', 'TABLE5', 'TABLE6', 'ROWS',
@@ -288,12 +289,10 @@ def table_stem(n: int, name: str, benchmark: str, folder="figures") -> Path:
 # %% ../nbs/11_paper.ipynb #b0867a0a
 def fixture_note(folders) -> list:
     "A first note for a table made from runs on fixture data (synthetic stand-ins of the real sets), else none."
-    sets = set()
-    for f in folders:
-        path = Path(f) / "record.json"
-        sets |= set(json.loads(path.read_text()).get("data", {}).get("fixtures", []) if path.exists() else [])
-    return [f"FIXTURE DATA: {', '.join(sorted(sets))} are synthetic stand-ins (`data_scripts.fixtures`); these numbers test "
-            "the code path and say nothing about any method"] if sets else []
+    sets = {s for f in folders if (Path(f) / "record.json").exists()
+            for s in read_record(f).get("data", {}).get("fixtures", [])}
+    warning = fixture_warning(sets)
+    return [warning] if warning else []
 
 def write_table(df: pd.DataFrame, path_stem, title: str, command: str, notes: list = (), provenance: list = ()) -> list:
     "Write `path_stem`.md / .csv / .tex (with a fixture-data warning first where the runs read fixtures); the paths."

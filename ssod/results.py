@@ -23,7 +23,7 @@ from .inference import FeatureCache, accuracy, eval_transform, limit
 
 # %% auto #0
 __all__ = ['evaluate_model', 'average_over_sets', 'group_averages', 'code_version', 'check_record', 'write_record', 'read_record',
-           'record_table', 'compare_table', 'sampler_summary', 'main']
+           'record_table', 'compare_table', 'sampler_summary', 'fixture_warning', 'main']
 
 # %% ../nbs/08_results.ipynb #afaf03c5
 def evaluate_model(model, benchmark: str, detectors=None, params: dict | None = None, tune_params: bool = True,
@@ -192,6 +192,11 @@ def sampler_summary(rec: dict) -> str:
             f"{pct(d['id_on_object'])}; OOD-label rate on background {pct(d['ood_rate_background'])} vs on object "
             f"{pct(d['ood_rate_object'])}")
 
+def fixture_warning(fixtures) -> str | None:
+    "The warning every summary and table made from fixture data carries (`data.fixtures` of a record), else None."
+    return (f"FIXTURE DATA: {', '.join(sorted(fixtures))} are synthetic stand-ins (`data_scripts.fixtures`); these "
+            "numbers test the code path and say nothing about any method") if fixtures else None
+
 def main(argv=None):
     import argparse
     p = argparse.ArgumentParser(prog="python -m ssod.results", description="Print run records as one table.")
@@ -207,9 +212,9 @@ def main(argv=None):
               f"train {rec['timing'].get('train_s', 0):.0f}s eval {rec['timing'].get('eval_s', 0):.0f}s "
               f"{rt.get('precision', c.get('precision'))} on {rt.get('device_name', c.get('device_name', '?'))} "
               f"[{c.get('code_version', '?')}]")
-        fixtures = rec.get("data", {}).get("fixtures")
-        if fixtures:
-            print(f"  FIXTURE DATA: {', '.join(fixtures)} are synthetic stand-ins; these numbers mean nothing")
+        warning = fixture_warning(rec.get("data", {}).get("fixtures"))
+        if warning:
+            print(f"  {warning}")
         diag = sampler_summary(rec)
         if diag:
             print(f"  {diag}")
