@@ -13,7 +13,7 @@ CORES := $(shell nproc 2>/dev/null || echo 1)
 NB_WORKERS ?= $(shell n=$(CORES); echo $$(( n < 2 ? 1 : 2 )))
 NB_THREADS := $(shell echo $$(( $(CORES) / $(NB_WORKERS) > 0 ? $(CORES) / $(NB_WORKERS) : 1 )))
 
-.PHONY: install data demo demo-fmnist reproduce baselines test nbtest pytest sync-check clean-runs
+.PHONY: install data demo demo-fmnist reproduce baselines docs site test nbtest pytest sync-check clean-runs
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,19 @@ baselines: data
 	@mkdir -p runs/reproduce figures
 	time $(PAPERMILL) nbs/baselines.ipynb runs/reproduce/baselines.ipynb
 	@cat figures/baselines.md
+
+# The notebooks as a site. docs: execute the notebooks whose outputs are committed (index and the numbered ones; the
+# slow cells too, which train make demo's SSOD network through runs/store when it is not there), write them back stamped
+# with the library version and their code (make test fails on a stale one), then render every notebook of nbs/ to
+# _docs/ with nbconvert and check pages, figures and links. site: render and check only, from the committed outputs.
+docs: data
+	time $(BIN)/python docs/build.py execute
+	$(BIN)/nbdev_clean
+	$(MAKE) site
+
+site: install
+	$(BIN)/python docs/build.py render _docs
+	$(BIN)/python docs/build.py check _docs
 
 # notebooks and library must agree: export + clean must not change tracked files
 sync-check: install

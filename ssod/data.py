@@ -14,25 +14,29 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['MANIFEST', 'HASH_CACHE', 'DATASETS', 'FMNIST_CLASSES', 'VAL_SIZE', 'SPLIT_SEED', 'OFFLINE_OOD', 'SCENES_NEAR',
-           'SCENES_FAR', 'CIFAR10_CLASSES', 'CIFAR10_BATCHES', 'CIFAR_OOD', 'IMAGENET_OOD', 'BENCHMARKS', 'IMAGE_EXTS',
-           'data_root', 'DataNotFound', 'ImageSet', 'manifest_key', 'file_sha256', 'check_manifest', 'fixture_sets',
-           'load_image_file', 'DatasetSpec', 'register', 'load_dataset', 'train_val_split', 'read_cifar_batch',
-           'Benchmark', 'get_benchmark', 'shuffled_patches', 'load_val_ood', 'rrc_params', 'crop_resize',
-           'BatchTransform', 'TensorLoader', 'FolderLoader', 'make_loader', 'FolderSet', 'image_folder', 'eval_ops',
-           'folder_transform', 'to_image_set']
+__all__ = ['IMAGE_EXTS', 'MANIFEST', 'HASH_CACHE', 'DATASETS', 'FMNIST_CLASSES', 'VAL_SIZE', 'SPLIT_SEED', 'OFFLINE_OOD',
+           'SCENES_NEAR', 'SCENES_FAR', 'CIFAR10_CLASSES', 'CIFAR10_BATCHES', 'CIFAR_OOD', 'IMAGENET_OOD', 'BENCHMARKS',
+           'checkout_dir', 'data_root', 'DataNotFound', 'ImageSet', 'FolderSet', 'image_folder', 'manifest_key',
+           'file_sha256', 'check_manifest', 'fixture_sets', 'load_image_file', 'DatasetSpec', 'register',
+           'load_dataset', 'train_val_split', 'read_cifar_batch', 'Benchmark', 'get_benchmark', 'shuffled_patches',
+           'load_val_ood', 'rrc_params', 'crop_resize', 'BatchTransform', 'eval_ops', 'folder_transform',
+           'to_image_set', 'TensorLoader', 'FolderLoader', 'make_loader']
 
 # %% ../nbs/04_data.ipynb #3a0ed540
+def checkout_dir() -> Path | None:
+    "The project checkout that contains the working directory (it holds settings.ini and data_scripts/), if any."
+    for d in [Path.cwd(), *Path.cwd().parents]:
+        if (d / "settings.ini").exists() and (d / "data_scripts").is_dir():
+            return d
+    return None
+
 def data_root(root=None) -> Path:
     "The data root: `root`, $SSOD_DATA, <checkout>/data, or ~/.ssod/data."
     if root is not None:
         return Path(root)
     if os.environ.get("SSOD_DATA"):
         return Path(os.environ["SSOD_DATA"])
-    for d in [Path.cwd(), *Path.cwd().parents]:
-        if (d / "settings.ini").exists() and (d / "data_scripts").is_dir():
-            return d / "data"
-    return Path.home() / ".ssod" / "data"
+    return checkout_dir() / "data" if checkout_dir() else Path.home() / ".ssod" / "data"
 
 class DataNotFound(FileNotFoundError):
     "A data set is not where the registry looks; the message says which script prepares it."
@@ -66,6 +70,42 @@ class ImageSet:
         idx = torch.as_tensor(idx)
         return ImageSet(self.images[idx], None if self.labels is None else self.labels[idx], name or self.name,
                         self.classes, None if self.masks is None else self.masks[idx])
+
+# %% ../nbs/04_data.ipynb #b5e9e279
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+@dataclass
+class FolderSet:
+    "Images on disk: file paths, optional int64 labels."
+    paths: list
+    labels: torch.Tensor | None = None
+    name: str = ""
+    classes: list = field(default_factory=list)
+    masks = None   # no object masks (an `ImageSet` has them on the objects-in-scenes sets); not a dataclass field
+
+    def __len__(self): return len(self.paths)
+
+    def subset(self, idx, name=None) -> "FolderSet":
+        idx = torch.as_tensor(idx).tolist()
+        return FolderSet([self.paths[i] for i in idx], None if self.labels is None else self.labels[idx],
+                         name or self.name, self.classes)
+
+def image_folder(folder, name: str, labelled: bool = False, prepare: str = "") -> FolderSet:
+    """All images under `folder` (recursive, sorted; hidden files and folders skipped, as `data_scripts` counts them).
+    labelled: the first-level sub-folders are the classes."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataNotFound(f"data set {name!r} not found at {folder}." + (f" Prepare it first: `{prepare}`" if prepare else ""))
+    paths = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    if not paths:
+        raise DataNotFound(f"data set {name!r}: no images under {folder}")
+    if not labelled:
+        return FolderSet(paths, None, name)
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    index = {c: i for i, c in enumerate(classes)}
+    labels = torch.tensor([index[Path(p).relative_to(folder).parts[0]] for p in paths])
+    return FolderSet(paths, labels, name, classes)
 
 # %% ../nbs/04_data.ipynb #9b2e4f60
 import hashlib
@@ -452,6 +492,53 @@ class BatchTransform:
     def for_benchmark(cls, bench: Benchmark, train=False, **kw) -> "BatchTransform":
         return cls(bench.mean, bench.std, bench.image_size, train, **kw)
 
+# %% ../nbs/04_data.ipynb #dbe9fdaa
+def eval_ops(size: int) -> list:
+    "Evaluation preprocessing of a folder image: shorter side to size * 256 / 224, centre crop size x size."
+    from torchvision.transforms import v2
+    return [v2.Resize(round(size * 256 / 224), antialias=True), v2.CenterCrop(size)]
+
+def folder_transform(t: "BatchTransform"):
+    "torchvision per-image transform equivalent to a BatchTransform (RGB, size, normalisation, augmentation)."
+    from torchvision.transforms import v2
+    if t.train and t.augment == "rrc":
+        ops = [v2.RandomResizedCrop(t.size, scale=t.scale, antialias=True)]
+    else:
+        ops = eval_ops(t.size)
+    if t.train and t.hflip:
+        ops.append(v2.RandomHorizontalFlip())
+    return v2.Compose([v2.ToImage(), *ops, v2.ToDtype(torch.float32, scale=True), v2.Normalize(t.mean, t.std)])
+
+def to_image_set(ds: FolderSet, size: int) -> ImageSet:
+    "Decode a (small) FolderSet into memory as evaluation sees it (`eval_ops`), uint8 at size x size."
+    from PIL import Image
+    from torchvision.transforms import v2
+    tf = v2.Compose([v2.ToImage(), *eval_ops(size)])  # the validation OOD set must differ from ID only by its shuffling
+    imgs = []
+    for p in ds.paths:
+        with Image.open(p) as im:
+            imgs.append(tf(im.convert("RGB")))
+    return ImageSet(torch.stack(imgs).contiguous(), ds.labels, ds.name, ds.classes)
+
+class _FolderDataset(torch.utils.data.Dataset):
+    def __init__(self, ds: FolderSet, transform, views: int = 1):
+        self.ds, self.transform, self.views = ds, transform, views
+    def __len__(self): return len(self.ds)
+    def __getitem__(self, i):
+        from PIL import Image
+        with Image.open(self.ds.paths[i]) as im:
+            im = im.convert("RGB")
+            x = self.transform(im) if self.views == 1 else torch.stack([self.transform(im) for _ in range(self.views)])
+        return x, (-1 if self.ds.labels is None else int(self.ds.labels[i]))
+
+class _RankBatches(torch.utils.data.Sampler):
+    "The batches of one rank, in TensorLoader's order (seeded per epoch, global batch split across ranks)."
+    def __init__(self, loader): self.l = loader
+    def __len__(self): return len(self.l)
+    def __iter__(self):
+        for idx in self.l._global_batches():
+            yield (idx.tensor_split(self.l.world_size)[self.l.rank] if self.l.world_size > 1 else idx).tolist()
+
 # %% ../nbs/04_data.ipynb #5b4370a0
 class TensorLoader:
     "Batches of (transformed images, labels) from an in-memory `ImageSet`, on `device`."
@@ -525,85 +612,3 @@ def make_loader(ds, batch_size: int, transform: BatchTransform, **kw):
     if isinstance(ds, FolderSet):
         return FolderLoader(ds, batch_size, transform, **kw)
     return TensorLoader(ds, batch_size, transform, **kw)  # in memory: `workers` is unused
-
-# %% ../nbs/04_data.ipynb #9975a337
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-
-@dataclass
-class FolderSet:
-    "Images on disk: file paths, optional int64 labels."
-    paths: list
-    labels: torch.Tensor | None = None
-    name: str = ""
-    classes: list = field(default_factory=list)
-    masks = None   # no object masks (an `ImageSet` has them on the objects-in-scenes sets); not a dataclass field
-
-    def __len__(self): return len(self.paths)
-
-    def subset(self, idx, name=None) -> "FolderSet":
-        idx = torch.as_tensor(idx).tolist()
-        return FolderSet([self.paths[i] for i in idx], None if self.labels is None else self.labels[idx],
-                         name or self.name, self.classes)
-
-def image_folder(folder, name: str, labelled: bool = False, prepare: str = "") -> FolderSet:
-    """All images under `folder` (recursive, sorted; hidden files and folders skipped, as `data_scripts` counts them).
-    labelled: the first-level sub-folders are the classes."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataNotFound(f"data set {name!r} not found at {folder}." + (f" Prepare it first: `{prepare}`" if prepare else ""))
-    paths = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-    if not paths:
-        raise DataNotFound(f"data set {name!r}: no images under {folder}")
-    if not labelled:
-        return FolderSet(paths, None, name)
-    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
-    index = {c: i for i, c in enumerate(classes)}
-    labels = torch.tensor([index[Path(p).relative_to(folder).parts[0]] for p in paths])
-    return FolderSet(paths, labels, name, classes)
-
-def eval_ops(size: int) -> list:
-    "Evaluation preprocessing of a folder image: shorter side to size * 256 / 224, centre crop size x size."
-    from torchvision.transforms import v2
-    return [v2.Resize(round(size * 256 / 224), antialias=True), v2.CenterCrop(size)]
-
-def folder_transform(t: "BatchTransform"):
-    "torchvision per-image transform equivalent to a BatchTransform (RGB, size, normalisation, augmentation)."
-    from torchvision.transforms import v2
-    if t.train and t.augment == "rrc":
-        ops = [v2.RandomResizedCrop(t.size, scale=t.scale, antialias=True)]
-    else:
-        ops = eval_ops(t.size)
-    if t.train and t.hflip:
-        ops.append(v2.RandomHorizontalFlip())
-    return v2.Compose([v2.ToImage(), *ops, v2.ToDtype(torch.float32, scale=True), v2.Normalize(t.mean, t.std)])
-
-def to_image_set(ds: FolderSet, size: int) -> ImageSet:
-    "Decode a (small) FolderSet into memory as evaluation sees it (`eval_ops`), uint8 at size x size."
-    from PIL import Image
-    from torchvision.transforms import v2
-    tf = v2.Compose([v2.ToImage(), *eval_ops(size)])  # the validation OOD set must differ from ID only by its shuffling
-    imgs = []
-    for p in ds.paths:
-        with Image.open(p) as im:
-            imgs.append(tf(im.convert("RGB")))
-    return ImageSet(torch.stack(imgs).contiguous(), ds.labels, ds.name, ds.classes)
-
-class _FolderDataset(torch.utils.data.Dataset):
-    def __init__(self, ds: FolderSet, transform, views: int = 1):
-        self.ds, self.transform, self.views = ds, transform, views
-    def __len__(self): return len(self.ds)
-    def __getitem__(self, i):
-        from PIL import Image
-        with Image.open(self.ds.paths[i]) as im:
-            im = im.convert("RGB")
-            x = self.transform(im) if self.views == 1 else torch.stack([self.transform(im) for _ in range(self.views)])
-        return x, (-1 if self.ds.labels is None else int(self.ds.labels[i]))
-
-class _RankBatches(torch.utils.data.Sampler):
-    "The batches of one rank, in TensorLoader's order (seeded per epoch, global batch split across ranks)."
-    def __init__(self, loader): self.l = loader
-    def __len__(self): return len(self.l)
-    def __iter__(self):
-        for idx in self.l._global_batches():
-            yield (idx.tensor_split(self.l.world_size)[self.l.rank] if self.l.world_size > 1 else idx).tolist()

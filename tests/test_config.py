@@ -16,7 +16,7 @@ from ssod.detectors import DETECTORS, register_detector
 from ssod.experiment import check_run, main, run
 from ssod.framework import Detector
 from ssod.results import read_record
-from ssod.train import CheckpointError, Trainer
+from ssod.train import Trainer
 
 TINY = dict(epochs=1, batch_size=64, limit_train=256, limit_eval=128, precision="fp32")
 
@@ -84,6 +84,9 @@ def test_method_and_image_size_are_parameters(repo_root, tmp_path, data_root):
     ("lr", "-1", "lr must be > 0, got -1.0"),
     ("precision", "half", "unknown precision 'half'"),
     ("device", "gpu7", "device must be auto, cpu, cuda or cuda:N"),
+    ("arch", "resnet9000", "unknown arch 'resnet9000'"),
+    ("method", "odin", "unknown method 'odin'"),
+    ("benchmark", "cifar100", "unknown benchmark 'cifar100'"),
 ])
 def test_bad_types_and_ranges_name_the_field(field, value, message):
     with pytest.raises(ValueError) as e:
@@ -100,12 +103,6 @@ def test_method_sets_alpha_instead_of_failing():
     assert make_config("demo", method="godin").alpha == 0.0
     with pytest.raises(ValueError, match="alpha must be 0"):
         make_config("demo", method="godin", alpha=1.5)   # an explicit contradiction still fails
-
-
-def test_cli_reports_a_string_alpha(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "ssod.experiment", "--alpha", "abc", "--out_dir", str(tmp_path / "x")],
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and "alpha must be a number, got 'abc'" in r.stderr, r.stderr
 
 
 # ---- degenerate runs stop before the first step
@@ -170,13 +167,6 @@ def test_out_dir_must_be_a_writable_folder(tmp_path, data_root):
         check_run(make_config("demo", out_dir=str(afile), **TINY))
     with pytest.raises(ValueError, match="out_dir .*afile/sub cannot be created or written"):
         check_run(make_config("demo", out_dir=str(afile / "sub"), **TINY))
-
-
-def test_changed_schedule_on_resume_is_refused(tmp_path, data_root):
-    cfg = make_config("demo", out_dir=str(tmp_path / "run"), lr_schedule="cosine", **TINY)
-    Trainer(cfg, progress=False, log=lambda *a: None).fit()
-    with pytest.raises(CheckpointError, match=r"differs in epochs \(1 there, 2 now\).*Start a new run.*--out_dir"):
-        Trainer(replace(cfg, epochs=2), progress=False).setup()
 
 
 # ---- a detector is one cell

@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from data_scripts.fixtures import SIZES
 from ssod.data import CIFAR_OOD, IMAGENET_OOD
 from ssod.paper import TABLE2, TABLE2_AVERAGE, fmt
 from ssod.results import read_record

@@ -1,0 +1,270 @@
+"""The notebooks as a site: execute the notebooks that carry outputs and write them back (stamped with the library
+version and their own code), find stale outputs, render every notebook of nbs/ to HTML and check the result.
+
+    python docs/build.py execute [NOTEBOOK ...]   # run them in nbs/ and write the outputs back (default: OUTPUT_NOTEBOOKS)
+    python docs/build.py stale                    # list committed outputs that no longer match the library or the code
+    python docs/build.py render [OUT]             # nbs/*.ipynb -> OUT/*.html (default _docs), with the figures they use
+    python docs/build.py check [OUT]              # every page built, every image and internal link resolves
+    python docs/build.py browser [OUT]            # a real browser shows the index page with its figure (Playwright
+                                                  # and a Chromium: pip install playwright; apt install chromium)
+
+`make docs` runs execute, nbdev_clean, render and check. The site uses nbconvert (Jupyter's own converter, installed with
+jupyterlab): nbdev's `nbdev_docs` needs Quarto, whose PyPI package downloads its binary at install time.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT / "nbs"
+META_KEY = "ssod"                 # notebook metadata key of the stamp (kept by nbdev_clean: settings.ini)
+TUTORIAL = ["index.ipynb", "00_framework.ipynb", "01_sampler.ipynb", "02_model.ipynb", "03_losses.ipynb",
+            "03b_first_training.ipynb"]
+MAX_IMAGE_BYTES = 200_000          # one committed figure (PNG, base64-decoded)
+
+
+def output_notebooks(nbs: Path = NBS) -> list:
+    "The notebooks whose outputs are committed: index and every numbered notebook (the papermill ones run elsewhere)."
+    return sorted(p.name for p in nbs.glob("*.ipynb") if p.name == "index.ipynb" or p.name[:2].isdigit())
+
+
+def code_sha256(nb) -> str:
+    "Hash of the notebook's code cells: outputs belong to exactly this code."
+    h = hashlib.sha256()
+    for c in nb.cells:
+        if c.cell_type == "code":
+            h.update(c.source.encode() + b"\0")
+    return h.hexdigest()
+
+
+def library_version() -> str:
+    import ssod
+    return ssod.__version__
+
+
+def stamp(nb) -> None:
+    "Record what produced the outputs: the library version and the code that ran."
+    nb.metadata[META_KEY] = {"version": library_version(), "code_sha256": code_sha256(nb)}
+
+
+def has_outputs(nb) -> bool:
+    return any(c.cell_type == "code" and c.get("outputs") for c in nb.cells)
+
+
+def stale_reasons(path, version: str | None = None) -> list:
+    "Why the committed outputs of notebook `path` are stale ([] when they are current)."
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    version = version or library_version()
+    s = nb.metadata.get(META_KEY)
+    if s is None:
+        return [f"{path.name}: outputs were never stamped: run `make docs`"] if has_outputs(nb) else []
+    out = []
+    if s.get("version") != version:
+        out.append(f"{path.name}: outputs from ssod {s.get('version')}, the library is {version}: run `make docs`")
+    if s.get("code_sha256") != code_sha256(nb):
+        out.append(f"{path.name}: code changed since its outputs were made: run `make docs`")
+    return out
+
+
+def image_sizes(nb) -> list:
+    "(cell index, bytes) of every PNG output."
+    import base64
+    return [(i, len(base64.b64decode(o["data"]["image/png"]))) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+            for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+
+
+def _write_atomic(nb, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        nbformat.write(nb, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def execute(names=None, nbs: Path = NBS, timeout: int = 1200, log=print) -> dict:
+    "Run each notebook top to bottom in `nbs` (its own folder as working directory) and write it back stamped."
+    from nbclient import NotebookClient
+    times = {}
+    for name in names or output_notebooks(nbs):
+        path = nbs / name
+        if not path.exists():
+            raise FileNotFoundError(f"no notebook {path}")
+        nb = nbformat.read(path, as_version=4)
+        t0 = time.perf_counter()
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(nbs)}}).execute()
+        times[name] = time.perf_counter() - t0
+        for i, size in image_sizes(nb):
+            if size > MAX_IMAGE_BYTES:
+                raise ValueError(f"{name}: the figure of cell {i} is {size:,} bytes; keep figures under "
+                                 f"{MAX_IMAGE_BYTES:,} (smaller figsize or dpi)")
+        stamp(nb)
+        _write_atomic(nb, path)
+        log(f"{name}: {times[name]:.0f} s")
+    return times
+
+
+# ---- the site
+
+def _for_readers(nb):
+    "Drop what only nbdev needs: `#| hide` cells and the directive lines of the others."
+    cells = []
+    for c in nb.cells:
+        lines = c.source.splitlines()
+        if c.cell_type == "code":
+            if any(l.strip() in ("#| hide", "#|hide") for l in lines) or any(l.startswith("#| default_exp") for l in lines):
+                continue
+            c.source = "\n".join(l for l in lines if not l.startswith("#|")).strip("\n")
+        if c.cell_type == "raw":
+            continue
+        cells.append(c)
+    nb.cells = cells
+    return nb
+
+
+def _title(nb, name: str) -> str:
+    for c in nb.cells:
+        if c.cell_type == "markdown":
+            m = re.search(r"^# (.+)$", c.source, re.M)
+            if m:
+                return re.sub(r"\$[^$]*\$", "", m.group(1)).strip()
+    return name
+
+
+_LINK = re.compile(r'(href|src)="([^"]+)"')
+
+
+def _rewrite_links(page: str, nb_dir: Path, out: Path) -> str:
+    "Notebook links to their pages; local files a page shows (figures) copied next to the site's pages."
+    def sub(m):
+        attr, url = m.groups()
+        u = urlparse(html.unescape(url))
+        if u.scheme or u.netloc or url.startswith("#") or url.startswith("data:"):
+            return m.group(0)
+        target = unquote(u.path)
+        if target.endswith(".ipynb"):
+            new = Path(target).with_suffix(".html").name + (f"#{u.fragment}" if u.fragment else "")
+            return f'{attr}="{new}"'
+        src = (nb_dir / target).resolve()
+        if src.is_file() and ROOT in src.parents:
+            rel = src.relative_to(ROOT)
+            dest = out / "files" / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest)
+            return f'{attr}="files/{rel.as_posix()}"'
+        return m.group(0)   # left as is: `check` reports it if it does not resolve
+    return _LINK.sub(sub, page)
+
+
+def render(out=ROOT / "_docs", nbs: Path = NBS, log=print) -> list:
+    "Every notebook of `nbs` as an HTML page in `out` (written to a temporary folder, then moved into place)."
+    from nbconvert import HTMLExporter
+    out = Path(out)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None, prefix=f".{out.name}."))
+    try:
+        names = sorted(p.name for p in nbs.glob("*.ipynb"))
+        names = (["index.ipynb"] if "index.ipynb" in names else []) + [n for n in names if n != "index.ipynb"]
+        nbs_read = {n: _for_readers(nbformat.read(nbs / n, as_version=4)) for n in names}
+        nav = "".join(f'<a href="{Path(n).with_suffix(".html").name}">{html.escape(Path(n).stem)}</a> '
+                      for n in names)
+        exporter = HTMLExporter(template_name="lab")
+        for n, nb in nbs_read.items():
+            body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb, n)}})
+            body = body.replace("<body", f'<body data-ssod-page="{n}"', 1)
+            body = re.sub(r"(<body[^>]*>)", r'\1<nav style="font:13px sans-serif;padding:6px;border-bottom:1px solid #ccc">'
+                          + nav.replace("\\", "\\\\") + "</nav>", body, count=1)
+            (tmp / Path(n).with_suffix(".html").name).write_text(_rewrite_links(body, nbs, tmp), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"{len(names)} pages in {out}")
+    return names
+
+
+def check(out=ROOT / "_docs", nbs: Path = NBS) -> list:
+    "Problems of a rendered site: a notebook without its page, an image or an internal link that does not resolve."
+    out = Path(out)
+    problems = [f"no page for {p.name}" for p in nbs.glob("*.ipynb") if not (out / p.with_suffix(".html").name).exists()]
+    ids = {}
+    for page in out.glob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        for tag, attr, url in re.findall(r'<(\w+)[^>]*?\s(href|src)="([^"]+)"', text):
+            u = urlparse(html.unescape(url))
+            if u.scheme or u.netloc or url.startswith("data:"):
+                continue
+            target = (page.parent / unquote(u.path)) if u.path else page
+            if not target.is_file():
+                problems.append(f"{page.name}: {tag} {attr}={url!r} does not resolve")
+            elif u.fragment and target.suffix == ".html":
+                if target not in ids:
+                    ids[target] = set(re.findall(r'\sid="([^"]+)"', target.read_text(encoding="utf-8")))
+                if u.fragment not in ids[target]:
+                    problems.append(f"{page.name}: link {url!r}: no anchor #{u.fragment} in {target.name}")
+    return problems
+
+
+def browser_check(out=ROOT / "_docs", page: str = "index.html", executable: str | None = None) -> dict:
+    "Open `page` in headless Chromium (Playwright): its title and every image's decoded size (0 = not displayed)."
+    from playwright.sync_api import sync_playwright
+    executable = executable or shutil.which("chromium") or shutil.which("chromium-browser")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable)
+        tab = browser.new_page()
+        tab.goto((Path(out).resolve() / page).as_uri())
+        tab.wait_for_load_state("load")
+        images = tab.evaluate("Array.from(document.images).map(i => [i.getAttribute('src').slice(0, 60), i.naturalWidth])")
+        title = tab.title()
+        browser.close()
+    return {"title": title, "images": images}
+
+
+def site_size(out=ROOT / "_docs") -> int:
+    return sum(p.stat().st_size for p in Path(out).rglob("*") if p.is_file())
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cmd = argv.pop(0) if argv else "help"
+    if cmd == "execute":
+        execute(argv or None)
+        return 0
+    if cmd == "stale":
+        reasons = [r for n in output_notebooks() for r in stale_reasons(NBS / n)]
+        print("\n".join(reasons) or "every committed output is current")
+        return 1 if reasons else 0
+    if cmd == "render":
+        render(argv[0] if argv else ROOT / "_docs")
+        return 0
+    if cmd == "check":
+        out = argv[0] if argv else ROOT / "_docs"
+        problems = check(out)
+        print("\n".join(problems) or f"site OK: {len(list(Path(out).glob('*.html')))} pages, "
+                                      f"{site_size(out) / 1e6:.1f} MB")
+        return 1 if problems else 0
+    if cmd == "browser":
+        r = browser_check(argv[0] if argv else ROOT / "_docs")
+        print(r)
+        return 0 if r["images"] and all(w > 0 for _, w in r["images"]) else 1
+    print(__doc__)
+    return 0 if cmd in ("help", "-h", "--help") else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

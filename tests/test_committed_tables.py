@@ -1,0 +1,75 @@
+"""The committed tables (figures/tableN*.md, made by `make reproduce`) hold every number of the paper's Tables 1-6 as
+transcribed in notebook 11 (`ssod.paper`), in the paper's order, in the row and columns that say "paper"."""
+import re
+
+import pytest
+
+from ssod import paper
+
+TABLES = {1: "table1", 2: "table2", 3: "table3", 4: "table4", 5: "table5", 6: "table6"}
+SUFFIXES = ("", "_fmnist_scenes")       # fmnist (the first offline benchmark) and objects in scenes
+
+
+def read_md_table(path):
+    "(header cells, {row label: cells}) of the one Markdown table in `path`."
+    lines = [l for l in path.read_text().splitlines() if l.startswith("|")]
+    split = lambda l: [c.strip() for c in l.strip().strip("|").split("|")]
+    header = split(lines[0])
+    rows = {split(l)[0]: split(l)[1:] for l in lines[2:]}
+    return header[1:], rows
+
+
+def numbers(cells):
+    "The numbers of a row, in order (mean of 'mean ± std' cells; '—' skipped)."
+    out = []
+    for c in cells:
+        m = re.match(r"^(-?\d+(?:\.\d+)?)", c)
+        if m:
+            out.append(float(m.group(1)))
+    return out
+
+
+def is_subsequence(needle, hay):
+    it = iter(hay)
+    return all(any(abs(x - y) < 5e-3 for y in it) for x in needle)
+
+
+def method_rows(n):
+    "{method: the paper's numbers in printed order} for Tables 1-3."
+    if n == 1:
+        return {m: v + [idacc] for m, (v, idacc) in paper.TABLE1.items()}
+    if n == 2:
+        return {m: v + list(paper.TABLE2_AVERAGE[m]) + [idacc] for m, (v, idacc) in paper.TABLE2.items()}
+    return {m: v + ([] if idacc is None else [idacc]) for m, (v, idacc) in paper.TABLE3.items()}
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_method_tables_hold_every_paper_cell(repo_root, n, suffix):
+    path = repo_root / "figures" / f"{TABLES[n]}{suffix}.md"
+    _, rows = read_md_table(path)
+    for method, expected in method_rows(n).items():
+        label = f"{method} / paper"
+        assert label in rows, f"{path.name}: no row {label!r}"
+        got = numbers(rows[label])
+        assert is_subsequence(expected, got), f"{path.name}, {label}: paper {expected}, table {got}"
+
+
+SETTING_COLUMNS = {4: ("alpha", {"fpr95 paper": "fpr95", "auroc paper": "auroc", "id_acc paper": "id_acc"}),
+                   5: ("balance", {"fpr95 paper": "fpr95", "auroc paper": "auroc", "id_acc paper": "id_acc"}),
+                   6: ("arch", {"FPR95 vanilla (MSP) paper": "fpr95_vanilla", "FPR95 SSOD paper": "fpr95_ssod"})}
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@pytest.mark.parametrize("n", [4, 5, 6])
+def test_setting_tables_hold_every_paper_cell(repo_root, n, suffix):
+    path = repo_root / "figures" / f"{TABLES[n]}{suffix}.md"
+    header, rows = read_md_table(path)
+    key, columns = SETTING_COLUMNS[n]
+    table = getattr(paper, f"TABLE{n}")
+    labels = list(rows)
+    assert [float(l) if n == 4 else l for l in labels] == table[key], f"{path.name}: rows {labels}"
+    for column, field in columns.items():
+        assert column in header, f"{path.name}: no column {column!r}"
+        got = [numbers([rows[l][header.index(column)]]) for l in labels]
+        assert got == [[v] for v in table[field]], f"{path.name}, {column}: paper {table[field]}, table {got}"

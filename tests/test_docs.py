@@ -1,0 +1,75 @@
+"""Committed notebook outputs are current (made by this library version, from this code), and the site renders with
+every page, figure and internal link in place."""
+import importlib.util
+import shutil
+
+import nbformat
+import pytest
+
+
+@pytest.fixture(scope="module")
+def docs(repo_root):
+    spec = importlib.util.spec_from_file_location("docs_build", repo_root / "docs" / "build.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_committed_outputs_are_current(docs):
+    names = docs.output_notebooks()
+    assert set(docs.TUTORIAL) <= set(names)
+    problems = [r for n in names for r in docs.stale_reasons(docs.NBS / n)]
+    assert not problems, "\n".join(problems)
+    for n in docs.TUTORIAL:   # the tutorial carries its outputs, and its figures stay small
+        nb = nbformat.read(docs.NBS / n, as_version=4)
+        assert n == "index.ipynb" or docs.has_outputs(nb), f"{n} has no committed outputs: run `make docs`"
+        big = [(i, b) for i, b in docs.image_sizes(nb) if b > docs.MAX_IMAGE_BYTES]
+        assert not big, f"{n}: figures over {docs.MAX_IMAGE_BYTES} bytes: {big}"
+
+
+def test_a_stale_output_is_caught(docs, tmp_path):
+    path = tmp_path / "00_framework.ipynb"
+    shutil.copy(docs.NBS / "00_framework.ipynb", path)
+    assert docs.stale_reasons(path) == []
+    assert docs.stale_reasons(path, version="99.0") == [
+        "00_framework.ipynb: outputs from ssod " + docs.library_version() + ", the library is 99.0: run `make docs`"]
+    nb = nbformat.read(path, as_version=4)
+    code = next(c for c in nb.cells if c.cell_type == "code" and c.outputs)
+    code.source += "\n# edited after the outputs were made"
+    nbformat.write(nb, path)
+    assert docs.stale_reasons(path) == ["00_framework.ipynb: code changed since its outputs were made: run `make docs`"]
+    del nb.metadata[docs.META_KEY]
+    nbformat.write(nb, path)
+    assert docs.stale_reasons(path) == ["00_framework.ipynb: outputs were never stamped: run `make docs`"]
+
+
+def test_site_renders_with_every_page_figure_and_link(docs, tmp_path):
+    out = tmp_path / "site"
+    names = docs.render(out, log=lambda *a: None)
+    assert names[0] == "index.ipynb" and len(names) == len(list(docs.NBS.glob("*.ipynb")))
+    assert docs.check(out) == []
+    index = (out / "index.html").read_text()
+    assert 'src="files/figures/fig3_locality_fmnist_scenes.png"' in index and 'href="01_sampler.html"' in index
+    assert (out / "files" / "figures" / "fig3_locality_fmnist_scenes.png").is_file()
+    sampler = (out / "01_sampler.html").read_text()
+    assert "#| hide" not in sampler and "test_fail(" not in sampler     # checks stay out of the reader's way
+    assert sampler.count("image/png") >= 1 or sampler.count("data:image/png") >= 1   # its picture is in the page
+    # the check fails on what it is for
+    (out / "index.html").write_text(index.replace('href="01_sampler.html"', 'href="01_sampler_gone.html"', 1)
+                                    .replace('src="files/figures/fig3_locality_fmnist_scenes.png"', 'src="files/no.png"'))
+    problems = docs.check(out)
+    assert any("01_sampler_gone.html" in p for p in problems) and any("files/no.png" in p for p in problems), problems
+    (out / "02_model.html").unlink()
+    assert "no page for 02_model.ipynb" in docs.check(out)
+
+
+def test_index_renders_in_a_browser(docs, tmp_path):
+    "Headless Chromium shows the index page with its figure (runs where Playwright and a Chromium are installed)."
+    pytest.importorskip("playwright")
+    if not shutil.which("chromium") and not shutil.which("chromium-browser"):
+        pytest.skip("no chromium on PATH (Debian: apt install chromium)")
+    out = tmp_path / "site"
+    docs.render(out, log=lambda *a: None)
+    r = docs.browser_check(out)
+    assert r["title"] == "ssod"
+    assert [src for src, width in r["images"] if width > 0] == ["files/figures/fig3_locality_fmnist_scenes.png"], r
