@@ -29,9 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 GPU = dict(batch=256, size=224, steps=20, warmup=5, compile=(0, 1), precision="bf16", nproc=1, in_process=False,
+           launchers=("single", "torchrun"),
            run=dict(limit_train=0, limit_eval=0, limit_tune=1000, batch_size=128))
-# the smoke runs torchrun with 2 CPU processes of 1 thread (gloo), so it also checks the multi-process paper preset
+# the smoke runs torchrun with 2 CPU processes of 1 thread (gloo), so it also checks the multi-process paper preset;
+# it runs (e) alone: (d) is the same function with another launcher, and tests/test_paper_path.py runs the
+# single-process paper preset end to end
 SMOKE = dict(batch=4, size=64, steps=1, warmup=1, compile=(0,), precision="fp32", nproc=2, in_process=True,
+             launchers=("torchrun",),
              run=dict(limit_train=256, limit_eval=8, limit_tune=8, batch_size=32, image_size=64, num_threads=1))
 ARCHS = ("resnet18", "resnet50")
 
@@ -100,9 +104,10 @@ def paper_runs(out, device, p, budget_end):
     args += [f"--{k}={v}" for k, v in p["run"].items()]
     env = {**os.environ, "OMP_NUM_THREADS": "1"} if p["nproc"] > 1 and device == "cpu" else {**os.environ}
     runs = {}
-    for name, launcher in (("single", [sys.executable]),
-                           ("torchrun", [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                         f"--nproc_per_node={p['nproc']}"])):
+    launchers = {"single": [sys.executable],
+                 "torchrun": [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={p['nproc']}"]}
+    for name in p["launchers"]:
+        launcher = launchers[name]
         if time.time() > budget_end:
             runs[name] = {"skipped": "time budget spent"}
             continue

@@ -63,6 +63,13 @@ class ResultsStore:
         return run(replace(cfg, out_dir=str(folder)), detectors, tune, params or None, progress=self.progress,
                    log=self.log)
 
+    def model(self, cfg: TrainConfig, detectors=("ssod",), device="cpu", **kw) -> tuple:
+        "(trained network, record) of `cfg`: `ensure` it, then load its selected checkpoint (the tutorial's way in)."
+        from ssod.experiment import resolve_checkpoint
+        from ssod.train import model_from_checkpoint
+        rec = self.ensure(cfg, detectors, **kw)
+        return model_from_checkpoint(resolve_checkpoint(self.folder(cfg)), device)[0], rec
+
     def _add_detectors(self, folder, rec, missing, tune, params):
         from ssod.experiment import evaluate_checkpoint
         tmp = folder / "_eval"

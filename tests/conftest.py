@@ -1,4 +1,6 @@
 import os
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -22,3 +24,32 @@ def data_root():
     if not (root / "FashionMNIST" / "raw").exists():
         pytest.fail(f"offline data missing under {root}: run `make data` (python -m data_scripts.prepare fmnist)")
     return root
+
+
+# ---- Table 2 with two seeds at a smoke budget: run once, read by tests/test_seeds.py and tests/test_reproduce.py
+
+SMOKE = {"epochs": 1, "limit_train": 256, "limit_eval": 128}
+
+
+def papermill(args, cwd):
+    "Run papermill with `args`; the completed process."
+    return subprocess.run([str(Path(sys.executable).parent / "papermill"), *args], cwd=cwd, capture_output=True, text=True)
+
+
+def seeds_of_runs(store: Path) -> list:
+    "The seed of every run folder in the store (folder names end in _s<seed>_<hash>)."
+    return sorted(int(p.name.rsplit("_", 2)[-2][1:]) for p in store.iterdir())
+
+
+@pytest.fixture(scope="session")
+def two_seeds(tmp_path_factory, repo_root, data_root):
+    "Table 2 run by the command papermill_command writes for seeds [0, 1] (smoke budget): (folder, command)."
+    from ssod.paper import papermill_command
+    tmp = tmp_path_factory.mktemp("seeds")
+    command = papermill_command("table2_cifar10", "fmnist", "demo", [0, 1], SMOKE)
+    args = shlex.split(command)
+    assert args[:3] == ["papermill", "nbs/table2_cifar10.ipynb", "out.ipynb"], command
+    r = papermill([args[1], str(tmp / "out.ipynb"), *args[3:], "-p", "store_dir", str(tmp / "store"),
+                   "-p", "figures_dir", str(tmp / "figures")], repo_root)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return tmp, command

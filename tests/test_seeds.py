@@ -3,18 +3,14 @@ rejected form, and the command `papermill_command` writes into a table file, run
 store) with two seeds; `-p seeds "[0, 1]"` and `-p seeds 0,1` then read the same two seeds (the count form is checked
 by the unit tests)."""
 import json
-import shlex
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ssod.paper import SEEDS_FORMS, papermill_command, parse_seeds
+from ssod.paper import SEEDS_FORMS, parse_seeds
 
-SMOKE = {"epochs": 1, "limit_train": 256, "limit_eval": 128}
-PAPERMILL = str(Path(sys.executable).parent / "papermill")
+from conftest import SMOKE, papermill, seeds_of_runs
+
 
 
 @pytest.mark.parametrize("given, seeds", [
@@ -60,29 +56,6 @@ def test_message_names_the_accepted_forms():
         parse_seeds([1.5])
     for form in ('-y "seeds: [0, 1, 2]"', '"0,1,2"', "-p seeds 0,1,2", "count N >= 1", "-p seeds 3"):
         assert form in str(e.value), form
-
-
-def papermill(args, cwd):
-    "Run papermill with `args`; the completed process."
-    return subprocess.run([PAPERMILL, *args], cwd=cwd, capture_output=True, text=True)
-
-
-def seeds_of_runs(store: Path) -> list:
-    "The seed of every run folder in the store (folder names end in _s<seed>_<hash>)."
-    return sorted(int(p.name.rsplit("_", 2)[-2][1:]) for p in store.iterdir())
-
-
-@pytest.fixture(scope="module")
-def two_seeds(tmp_path_factory, repo_root, data_root):
-    "Table 2 run by the command papermill_command writes for seeds [0, 1] (smoke budget): (folder, command)."
-    tmp = tmp_path_factory.mktemp("seeds")
-    command = papermill_command("table2_cifar10", "fmnist", "demo", [0, 1], SMOKE)
-    args = shlex.split(command)
-    assert args[:3] == ["papermill", "nbs/table2_cifar10.ipynb", "out.ipynb"], command
-    r = papermill([args[1], str(tmp / "out.ipynb"), *args[3:], "-p", "store_dir", str(tmp / "store"),
-                   "-p", "figures_dir", str(tmp / "figures")], repo_root)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return tmp, command
 
 
 def test_written_command_runs_with_two_seeds(two_seeds):
