@@ -32,6 +32,7 @@ META_KEY = "ssod"                 # notebook metadata key of the stamp (kept by 
 TUTORIAL = ["index.ipynb", "00_framework.ipynb", "01_sampler.ipynb", "02_model.ipynb", "03_losses.ipynb",
             "03b_first_training.ipynb"]
 MAX_IMAGE_BYTES = 200_000          # one committed figure (PNG, base64-decoded)
+NAV_STYLE = '<nav style="font:13px sans-serif;padding:6px;border-bottom:1px solid #ccc">'  # the links to every page
 
 
 def output_notebooks(nbs: Path = NBS) -> list:
@@ -185,8 +186,7 @@ def render(out=ROOT / "_docs", nbs: Path = NBS, log=print) -> list:
         for n, nb in nbs_read.items():
             body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb, n)}})
             body = body.replace("<body", f'<body data-ssod-page="{n}"', 1)
-            body = re.sub(r"(<body[^>]*>)", r'\1<nav style="font:13px sans-serif;padding:6px;border-bottom:1px solid #ccc">'
-                          + nav.replace("\\", "\\\\") + "</nav>", body, count=1)
+            body = re.sub(r"<body[^>]*>", lambda m: m.group(0) + NAV_STYLE + nav + "</nav>", body, count=1)
             (tmp / Path(n).with_suffix(".html").name).write_text(_rewrite_links(body, nbs, tmp), encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)

@@ -36,7 +36,8 @@ def data_root(root=None) -> Path:
         return Path(root)
     if os.environ.get("SSOD_DATA"):
         return Path(os.environ["SSOD_DATA"])
-    return checkout_dir() / "data" if checkout_dir() else Path.home() / ".ssod" / "data"
+    checkout = checkout_dir()
+    return checkout / "data" if checkout else Path.home() / ".ssod" / "data"
 
 class DataNotFound(FileNotFoundError):
     "A data set is not where the registry looks; the message says which script prepares it."

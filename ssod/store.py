@@ -34,8 +34,11 @@ def run_name(cfg: TrainConfig) -> str:
 
 # %% ../nbs/10_store.ipynb #51f3bce1
 class ResultsStore:
-    "Run records under `root`, one folder per training configuration."
-    def __init__(self, root="runs/store", log=print, progress: bool = True):
+    "Run records under `root` (default: runs/store in the project checkout, else in the working directory), one folder per training configuration."
+    def __init__(self, root=None, log=print, progress: bool = True):
+        if root is None:   # the same store whichever folder of the checkout a notebook or script runs in
+            from ssod.data import checkout_dir
+            root = (checkout_dir() or Path.cwd()) / "runs" / "store"
         self.root, self.log, self.progress = Path(root), log, progress
 
     def folder(self, cfg: TrainConfig) -> Path:
