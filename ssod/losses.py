@@ -26,18 +26,17 @@ def _bce(logits, target):
 class Term:
     """One loss term as this process's per-group loss sums and the groups' sample counts. Its value divides every sum by
     its group's size; `weights` None takes the mean over the non-empty groups (LWB), else the weighted sum of the means.
-    Losses return terms, not values, so that under multi-process training the trainer can sum the counts over the
-    processes once per step (`Loss.reduce`) instead of every loss doing its own collective."""
+    Losses return terms, not values, so that several processes can sum their counts once per step before dividing
+    (notebook 04d) instead of every loss doing its own collective."""
     sums: list                    # per-group loss sums (tensors that keep the graph)
     counts: torch.Tensor          # per-group sample counts of this process
     weights: tuple | None = None
 
-    def value(self, counts: torch.Tensor | None = None, world_size: int = 1) -> torch.Tensor:
-        """The term from group sizes `counts` (default: this process's). With the sizes summed over all processes, the
-        value is multiplied by `world_size` because data-parallel training averages the processes' gradients: the result
-        is then the gradient of the mean over the global batch. An empty group adds 0 (its sum is an empty sum)."""
+    def value(self, counts: torch.Tensor | None = None) -> torch.Tensor:
+        """The term from group sizes `counts` (default: this process's; several processes pass their totals). An empty
+        group adds 0 (its sum is an empty sum)."""
         n = [float(c) for c in (self.counts if counts is None else counts)]
-        means = [s / max(c, 1.0) * world_size for s, c in zip(self.sums, n)]
+        means = [s / max(c, 1.0) for s, c in zip(self.sums, n)]
         if self.weights is not None:
             return sum(w * m for w, m in zip(self.weights, means))
         present = [m for m, c in zip(means, n) if c > 0]
@@ -92,18 +91,22 @@ class Loss:
         self.terms[name] = (weight, term)
         return self
 
-    def reduce(self, all_reduce=None, world_size: int = 1):
-        """(loss, stats): sum of weight x term value. `all_reduce` (in-place SUM over processes, e.g.
-        `torch.distributed.all_reduce`) is called once, on the counts of all terms together."""
-        terms = list(self.terms.values())
-        device = next(s.device for _, t in terms for s in t.sums)
-        counts = torch.cat([t.counts for _, t in terms]).to(device)
-        if all_reduce is not None:
-            all_reduce(counts)
+    @property
+    def device(self) -> torch.device:
+        "Where the loss sums live."
+        return next(s.device for _, t in self.terms.values() for s in t.sums)
+
+    def counts(self) -> torch.Tensor:
+        "The group sizes of all terms, in order, in one float64 tensor on the CPU."
+        return torch.cat([t.counts for _, t in self.terms.values()])
+
+    def reduce(self, counts: torch.Tensor | None = None):
+        "(loss, stats): the sum of weight x term value, each term from its slice of `counts` (default: `self.counts()`)."
+        counts = self.counts() if counts is None else counts.cpu()
         values, i = {}, 0
         for name, (w, t) in self.terms.items():
             k = len(t.counts)
-            values[name] = t.value(counts[i:i + k].cpu(), world_size)
+            values[name] = t.value(counts[i:i + k])
             i += k
         loss = sum(self.terms[name][0] * v for name, v in values.items())
         return loss, {**{name: v.item() for name, v in values.items()}, **self.stats}

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 import torch.nn.functional as F
-import torchvision
 
 from .framework import Outputs
 from .sampler import apply_per_block
@@ -79,6 +78,7 @@ def _first_conv_to(module: nn.Module, in_channels: int):
 
 def torchvision_parts(arch: str, num_classes: int, pretrained: bool = False):
     "Split a torchvision classifier into (trunk giving the feature map, channels C, vector classification head)."
+    import torchvision   # here, not at the top: it takes seconds to import, and the small networks do without it
     if arch == "resnet18_cifar":
         net = torchvision.models.resnet18(num_classes=num_classes)
         net.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)

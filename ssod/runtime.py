@@ -10,19 +10,16 @@ import os
 import platform
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from torch import nn
-
 
 # %% auto #0
 __all__ = ['BF16_SPEEDUP_NEEDED', 'PRECISIONS', 'atomic_path', 'atomic_write', 'write_json_atomic', 'save_atomic',
            'resolve_device', 'cpu_name', 'device_name', 'time_cpu_step', 'probe_cpu_bf16', 'machine_key', 'cache_dir',
            'cpu_bf16', 'resolve_precision', 'autocast', 'available_cores', 'default_threads', 'set_threads',
-           'init_distributed', 'GlobalBatchNorm', 'convert_sync_bn', 'runtime_info']
+           'runtime_info']
 
 # %% ../nbs/04b_runtime.ipynb #6d62fcb4
 @contextlib.contextmanager
@@ -187,55 +184,6 @@ def set_threads(num_threads: int, device) -> int:
     if n != torch.get_num_threads():
         torch.set_num_threads(n)
     return n
-
-# %% ../nbs/04b_runtime.ipynb #a2d9e991
-def init_distributed(timeout_s: int = 300):
-    "(rank, world_size, local_rank); initialises torch.distributed when started by torchrun with several processes."
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0
-    if not dist.is_initialized():
-        backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"  # small counts stay on the CPU
-        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
-
-class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
-    "Batch norm (1d or 2d) whose training statistics are those of the global batch over all processes (autograd-aware)."
-    def _check_input_dim(self, x):
-        if x.dim() < 2:
-            raise ValueError(f"expected at least 2D input (got {x.dim()}D input)")
-
-    def forward(self, x):
-        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-            return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-        c, dims, shape = x.shape[1], (0, *range(2, x.dim())), (1, -1) + (1,) * (x.dim() - 2)
-        n = torch.tensor([x.numel() / c], dtype=torch.float64, device=x.device)
-        xd = x.double()
-        stats = all_reduce(torch.cat([xd.sum(dims), (xd * xd).sum(dims), n]))
-        total = stats[-1]
-        mean = stats[:c] / total
-        var = (stats[c:2 * c] / total - mean * mean).clamp(min=0)
-        with torch.no_grad():
-            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked + 1)
-            self.running_mean.mul_(1 - m).add_(m * mean.to(self.running_mean.dtype))
-            self.running_var.mul_(1 - m).add_(m * (var * total / (total - 1)).to(self.running_var.dtype))
-            self.num_batches_tracked += 1
-        y = (xd - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
-        return (y * self.weight.view(shape) + self.bias.view(shape)).to(x.dtype)
-
-def convert_sync_bn(module: nn.Module, device: torch.device) -> nn.Module:
-    "Batch norm over the global batch: SyncBatchNorm on GPUs, GlobalBatchNorm elsewhere (BatchNorm1d and 2d)."
-    if device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    for name, child in module.named_children():
-        if type(child) in (nn.BatchNorm1d, nn.BatchNorm2d):
-            new = GlobalBatchNorm(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats)
-            new.load_state_dict(child.state_dict())
-            setattr(module, name, new)
-        else:
-            convert_sync_bn(child, device)
-    return module
 
 # %% ../nbs/04b_runtime.ipynb #bf7e8af5
 def runtime_info(device, precision: str) -> dict:

@@ -12,12 +12,13 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
+from fastcore.basics import patch
 from tqdm import tqdm
 
 import ssod
 from .config import TrainConfig, RESUME_KEYS_IGNORED
-from .runtime import (resolve_device, resolve_precision, autocast, set_threads, save_atomic, init_distributed,
-                          convert_sync_bn)
+from .runtime import resolve_device, resolve_precision, autocast, set_threads, save_atomic
+from .distributed import init_distributed, convert_sync_bn, reduce_over_processes, mean_over_processes
 from .losses import SSODLoss
 from .methods import method_views, build_method_model, make_objective, mos_groups
 from .data import BatchTransform, get_benchmark, load_dataset, make_loader
@@ -99,190 +100,198 @@ class Trainer:
         self.eval_batch_size = cfg.eval_batch_size or cfg.batch_size
         self.history, self.best, self.epoch = [], None, 0
 
-    # ---- set-up
-    def _data(self):
-        root = self.cfg.data_root or None
-        self.train_set = limit(load_dataset(self.bench.id_set, "train", root), self.cfg.limit_train)
-        self.val_set = limit(load_dataset(self.bench.id_set, "val", root), self.cfg.limit_eval)
-        size = self.cfg.image_size or self.bench.image_size
-        tf = replace(BatchTransform.for_benchmark(self.bench, train=True, augment=self.cfg.augment,
-                                                  scale=(self.cfg.rrc_scale_min, 1.0), hflip=self.cfg.hflip), size=size)
-        self.train_loader = make_loader(self.train_set, self.cfg.batch_size, tf, shuffle=True, seed=self.cfg.seed,
-                                        drop_last=True, device=self.device, rank=self.rank, world_size=self.world_size,
-                                        workers=self.cfg.workers, views=method_views(self.cfg.method))
-        self.eval_tf = eval_transform(self.bench, size)
-        if len(self.train_loader) == 0:
-            n = len(self.train_set)
-            raise ValueError(f"no optimisation step per epoch: {n} training images (limit_train={self.cfg.limit_train}) "
-                             f"give no full batch of batch_size={self.cfg.batch_size} (the last partial batch is "
-                             f"dropped); use batch_size <= {n} or more training images")
+# %% ../nbs/05_train.ipynb #4706a4a7
+@patch
+def _data(self: Trainer):
+    root = self.cfg.data_root or None
+    self.train_set = limit(load_dataset(self.bench.id_set, "train", root), self.cfg.limit_train)
+    self.val_set = limit(load_dataset(self.bench.id_set, "val", root), self.cfg.limit_eval)
+    size = self.cfg.image_size or self.bench.image_size
+    tf = replace(BatchTransform.for_benchmark(self.bench, train=True, augment=self.cfg.augment,
+                                              scale=(self.cfg.rrc_scale_min, 1.0), hflip=self.cfg.hflip), size=size)
+    self.train_loader = make_loader(self.train_set, self.cfg.batch_size, tf, shuffle=True, seed=self.cfg.seed,
+                                    drop_last=True, device=self.device, rank=self.rank, world_size=self.world_size,
+                                    workers=self.cfg.workers, views=method_views(self.cfg.method))
+    self.eval_tf = eval_transform(self.bench, size)
+    if len(self.train_loader) == 0:
+        n = len(self.train_set)
+        raise ValueError(f"no optimisation step per epoch: {n} training images (limit_train={self.cfg.limit_train}) "
+                         f"give no full batch of batch_size={self.cfg.batch_size} (the last partial batch is "
+                         f"dropped); use batch_size <= {n} or more training images")
 
-    def build(self, steps_per_epoch: int):
-        "Model, optimiser, schedule and scaler (`setup` calls it after the data; benchmarks call it alone)."
-        torch.manual_seed(self.cfg.seed)
-        self.model = build_method_model(self.cfg.method, self.cfg.arch, self.bench.num_classes, self.bench.in_channels,
-                                        self.cfg.pretrained, self.cfg.ood_head, self.cfg.freeze_backbone,
-                                        self.cfg.freeze_cls, self.groups, self.cfg.proj_dim).to(self.device)
-        if self.cfg.alpha == 0:
-            self.model.ood_head.requires_grad_(False)   # the vanilla network: f_ood is not trained
-        if self.world_size > 1 and self.cfg.sync_bn:
-            self.model = convert_sync_bn(self.model, self.device)
-        if self.cfg.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        if self.precision == "fp64":
-            self.model = self.model.double()
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
-                                                           lambda s: lr_factor(s, steps_per_epoch, self.cfg))
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-        step = self.model
-        if self.world_size > 1:
-            step = nn.parallel.DistributedDataParallel(
-                step, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.step_model = torch.compile(step) if self.cfg.compile else step
-        self._check_block_map()
-        return self
+@patch
+def build(self: Trainer, steps_per_epoch: int):
+    "Model, optimiser, schedule and scaler (`setup` calls it after the data; benchmarks call it alone)."
+    torch.manual_seed(self.cfg.seed)
+    self.model = build_method_model(self.cfg.method, self.cfg.arch, self.bench.num_classes, self.bench.in_channels,
+                                    self.cfg.pretrained, self.cfg.ood_head, self.cfg.freeze_backbone,
+                                    self.cfg.freeze_cls, self.groups, self.cfg.proj_dim).to(self.device)
+    if self.cfg.alpha == 0:
+        self.model.ood_head.requires_grad_(False)   # the vanilla network: f_ood is not trained
+    if self.world_size > 1 and self.cfg.sync_bn:
+        self.model = convert_sync_bn(self.model, self.device)
+    if self.cfg.channels_last:
+        self.model = self.model.to(memory_format=torch.channels_last)
+    if self.precision == "fp64":
+        self.model = self.model.double()
+    params = [p for p in self.model.parameters() if p.requires_grad]
+    self.optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+    self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                       lambda s: lr_factor(s, steps_per_epoch, self.cfg))
+    self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+    step = self.model
+    if self.world_size > 1:
+        step = nn.parallel.DistributedDataParallel(
+            step, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+    self.step_model = torch.compile(step) if self.cfg.compile else step
+    self._check_block_map()
+    return self
 
-    def _check_block_map(self):
-        "Eq. 7 samples blocks of the last feature map: it must be at least 2 x 2 at this input size."
-        size = self.cfg.image_size or self.bench.image_size
-        x = torch.zeros(1, self.bench.in_channels, size, size, device=self.device,
-                        dtype=next(self.model.parameters()).dtype)
-        was = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                h, w = self.model.backbone(x).shape[-2:]
-        except RuntimeError as e:
-            raise ValueError(f"image_size {size} is too small for {self.cfg.arch}: {str(e)[:200]}") from e
-        finally:
-            self.model.train(was)
-        if min(h, w) < 2:
-            raise ValueError(f"image_size {size} gives a {h}x{w} last feature map with {self.cfg.arch}; Eq. 7 needs "
-                             f"at least 2x2 blocks: use a larger image_size")
+@patch
+def _check_block_map(self: Trainer):
+    "Eq. 7 samples blocks of the last feature map: it must be at least 2 x 2 at this input size."
+    size = self.cfg.image_size or self.bench.image_size
+    x = torch.zeros(1, self.bench.in_channels, size, size, device=self.device,
+                    dtype=next(self.model.parameters()).dtype)
+    was = self.model.training
+    self.model.eval()
+    try:
+        with torch.no_grad():
+            h, w = self.model.backbone(x).shape[-2:]
+    except RuntimeError as e:
+        raise ValueError(f"image_size {size} is too small for {self.cfg.arch}: {str(e)[:200]}") from e
+    finally:
+        self.model.train(was)
+    if min(h, w) < 2:
+        raise ValueError(f"image_size {size} gives a {h}x{w} last feature map with {self.cfg.arch}; Eq. 7 needs "
+                         f"at least 2x2 blocks: use a larger image_size")
 
-    def setup(self):
-        self._data()
-        self.build(len(self.train_loader))
-        if self.cfg.resume and (self.ckpt_dir / "last.pt").exists():
-            self.load(self.ckpt_dir / "last.pt")
-        return self
+@patch
+def setup(self: Trainer):
+    self._data()
+    self.build(len(self.train_loader))
+    if self.cfg.resume and (self.ckpt_dir / "last.pt").exists():
+        self.load(self.ckpt_dir / "last.pt")
+    return self
 
-    # ---- checkpoints
-    def state(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "epoch": self.epoch,
-                "history": self.history, "best": self.best, "config": self.cfg.to_dict(), "version": ssod.__version__,
-                "precision": self.precision}
+# %% ../nbs/05_train.ipynb #52b5a514
+@patch
+def state(self: Trainer) -> dict:
+    return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "epoch": self.epoch,
+            "history": self.history, "best": self.best, "config": self.cfg.to_dict(), "version": ssod.__version__,
+            "precision": self.precision}
 
-    def save(self):
+@patch
+def save(self: Trainer):
+    if self.rank == 0:
+        state = self.state()
+        save_atomic(state, self.ckpt_dir / "last.pt")
+        if self.best is not None and self.best["epoch"] == self.epoch:
+            save_atomic({"model": state["model"], "config": state["config"], "epoch": self.epoch, "best": self.best},
+                        self.ckpt_dir / "best.pt")
+    if self.world_size > 1:
+        dist.barrier()  # no process runs ahead of a checkpoint it might need to resume from
+
+@patch
+def load(self: Trainer, path):
+    ckpt = load_checkpoint(path)
+    old, new = ckpt["config"], self.cfg.to_dict()
+    diff = {k for k in new if k not in RESUME_KEYS_IGNORED and old.get(k) != new[k]}
+    if diff:
+        raise CheckpointError(f"cannot resume from {path}: its configuration differs in "
+                              + ", ".join(f"{k} ({old.get(k)!r} there, {new[k]!r} now)" for k in sorted(diff))
+                              + " (a changed schedule would mix two runs under one configuration). Start a new "
+                              f"run instead: the same command with --out_dir {self.out_dir}_new (papermill: "
+                              f"-p out_dir {self.out_dir}_new), or resume=False to overwrite this one")
+    try:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+    except (RuntimeError, KeyError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} does not fit this model: {str(e)[:300]}") from e
+    self.epoch, self.history, self.best = ckpt["epoch"], list(ckpt["history"]), ckpt["best"]
+    self.log(f"resumed from {path} after epoch {self.epoch}")
+
+# %% ../nbs/05_train.ipynb #8d5a0d0f
+@patch
+def train_step(self: Trainer, x, y, generator=None):
+    "One optimisation step on batch (x, y): forward, Eq. 9 (or the method's objective), backward, AdamW, schedule."
+    x = x.to(torch.float64 if self.precision == "fp64" else torch.float32)
+    if self.cfg.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    terms = self.objective(self.step_model, x, y, generator, autocast(self.device, self.precision))
+    loss, stats = reduce_over_processes(terms, self.world_size)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss became {loss.item()} at epoch {self.epoch + 1}; lower lr or use fp32")
+    self.optimizer.zero_grad(set_to_none=True)
+    self.scaler.scale(loss).backward()
+    self.scaler.step(self.optimizer)
+    self.scaler.update()
+    self.scheduler.step()
+    return loss, stats
+
+@patch
+def train_epoch(self: Trainer) -> dict:
+    "One pass over the training split; the mean of every logged statistic over the epoch's steps (of all processes)."
+    self.model.train()
+    self.train_loader.set_epoch(self.epoch)
+    g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch + 13)
+    sums, n = {}, 0
+    bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False,
+               disable=not self.progress or self.rank != 0, mininterval=2.0)
+    for x, y in bar:
+        loss, stats = self.train_step(x, y, g)
+        for k, v in stats.items():
+            sums[k] = sums.get(k, 0.0) + v
+        n += 1
+        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    return {f"train_{k}": v for k, v in mean_over_processes(sums, n, self.world_size).items()}
+
+# %% ../nbs/05_train.ipynb #b23fd29d
+@patch
+def validate(self: Trainer) -> dict:
+    o = predict(self.model, self.val_set, self.eval_tf, self.eval_batch_size, self.device, self.precision,
+                self.cfg.channels_last)
+    ce = torch.nn.functional.cross_entropy(o.logits, o.labels).item()
+    rec = {"val_acc": accuracy(o), "val_ce": ce}
+    if self.val_set.masks is not None:  # objects in scenes: Eq. 7's labels against the true object masks
+        rec["sampler"] = sampler_diagnostic(self.model, limit(self.val_set, SAMPLER_CHECK_IMAGES), self.eval_tf,
+                                            self.criterion.block_labels, self.eval_batch_size, self.device,
+                                            self.precision, self.cfg.channels_last)
+    return rec
+
+@patch
+def fit(self: Trainer):
+    "Train until cfg.epochs; returns self (the model holds the selected weights)."
+    if not hasattr(self, "model"):
+        self.setup()
+    t0 = time.time()
+    while self.epoch < self.cfg.epochs:
+        te = time.time()
+        rec = {"epoch": self.epoch + 1, **self.train_epoch(), **self.validate(),
+               "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.time() - te}
+        self.epoch += 1
+        self.history.append(rec)
+        if self.best is None or self.cfg.select == "last" or rec["val_acc"] > self.best["val_acc"]:
+            self.best = {"epoch": self.epoch, "val_acc": rec["val_acc"]}
+        self.save()
         if self.rank == 0:
-            state = self.state()
-            save_atomic(state, self.ckpt_dir / "last.pt")
-            if self.best is not None and self.best["epoch"] == self.epoch:
-                save_atomic({"model": state["model"], "config": state["config"], "epoch": self.epoch, "best": self.best},
-                            self.ckpt_dir / "best.pt")
-        if self.world_size > 1:
-            dist.barrier()  # no process runs ahead of a checkpoint it might need to resume from
+            self.log("epoch {epoch}: ".format(**rec) + ", ".join(
+                f"{k} {v:.4f}" for k, v in rec.items() if k != "epoch" and isinstance(v, float)))
+            if "sampler" in rec:
+                self.log("  sampler vs object masks: " + ", ".join(
+                    f"{k} {v:.3f}" for k, v in rec["sampler"].items() if v is not None))
+        for cb in self.callbacks:
+            cb(self, rec)
+    self.train_seconds = time.time() - t0
+    self.restore_best()
+    return self
 
-    def load(self, path):
-        ckpt = load_checkpoint(path)
-        old, new = ckpt["config"], self.cfg.to_dict()
-        diff = {k for k in new if k not in RESUME_KEYS_IGNORED and old.get(k) != new[k]}
-        if diff:
-            raise CheckpointError(f"cannot resume from {path}: its configuration differs in "
-                                  + ", ".join(f"{k} ({old.get(k)!r} there, {new[k]!r} now)" for k in sorted(diff))
-                                  + " (a changed schedule would mix two runs under one configuration). Start a new "
-                                  f"run instead: the same command with --out_dir {self.out_dir}_new (papermill: "
-                                  f"-p out_dir {self.out_dir}_new), or resume=False to overwrite this one")
-        try:
-            self.model.load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-            self.scaler.load_state_dict(ckpt["scaler"])
-        except (RuntimeError, KeyError, ValueError) as e:
-            raise CheckpointError(f"checkpoint {path} does not fit this model: {str(e)[:300]}") from e
-        self.epoch, self.history, self.best = ckpt["epoch"], list(ckpt["history"]), ckpt["best"]
-        self.log(f"resumed from {path} after epoch {self.epoch}")
-
-    # ---- training
-    def train_step(self, x, y, generator=None):
-        "One optimisation step on batch (x, y): forward, Eq. 9 (or the method's objective), backward, AdamW, schedule."
-        x = x.to(torch.float64 if self.precision == "fp64" else torch.float32)
-        if self.cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        terms = self.objective(self.step_model, x, y, generator, autocast(self.device, self.precision))
-        # the only cross-process step of the loss: the counts of all its terms, summed in one all_reduce
-        loss, stats = terms.reduce(dist.all_reduce if self.world_size > 1 else None, self.world_size)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at epoch {self.epoch + 1}; lower lr or use fp32")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        return loss, stats
-
-    def train_epoch(self) -> dict:
-        self.model.train()
-        self.train_loader.set_epoch(self.epoch)
-        g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch + 13)
-        sums, n = {}, 0
-        bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False,
-                   disable=not self.progress or self.rank != 0, mininterval=2.0)
-        for x, y in bar:
-            loss, stats = self.train_step(x, y, g)
-            for k, v in stats.items():
-                sums[k] = sums.get(k, 0.0) + v
-            n += 1
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        keys = sorted(sums)
-        if self.world_size > 1:  # the mean over all processes
-            t = torch.tensor([sums[k] for k in keys] + [n], dtype=torch.float64)
-            dist.all_reduce(t)
-            sums, n = dict(zip(keys, t[:-1].tolist())), t[-1].item()
-        return {f"train_{k}": sums[k] / max(n, 1) for k in keys}
-
-    def validate(self) -> dict:
-        o = predict(self.model, self.val_set, self.eval_tf, self.eval_batch_size, self.device, self.precision,
-                    self.cfg.channels_last)
-        ce = torch.nn.functional.cross_entropy(o.logits, o.labels).item()
-        rec = {"val_acc": accuracy(o), "val_ce": ce}
-        if self.val_set.masks is not None:  # objects in scenes: Eq. 7's labels against the true object masks
-            rec["sampler"] = sampler_diagnostic(self.model, limit(self.val_set, SAMPLER_CHECK_IMAGES), self.eval_tf,
-                                                self.criterion.block_labels, self.eval_batch_size, self.device,
-                                                self.precision, self.cfg.channels_last)
-        return rec
-
-    def fit(self):
-        "Train until cfg.epochs; returns self (the model holds the selected weights)."
-        if not hasattr(self, "model"):
-            self.setup()
-        t0 = time.time()
-        while self.epoch < self.cfg.epochs:
-            te = time.time()
-            rec = {"epoch": self.epoch + 1, **self.train_epoch(), **self.validate(),
-                   "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.time() - te}
-            self.epoch += 1
-            self.history.append(rec)
-            if self.best is None or self.cfg.select == "last" or rec["val_acc"] > self.best["val_acc"]:
-                self.best = {"epoch": self.epoch, "val_acc": rec["val_acc"]}
-            self.save()
-            if self.rank == 0:
-                self.log("epoch {epoch}: ".format(**rec) + ", ".join(
-                    f"{k} {v:.4f}" for k, v in rec.items() if k != "epoch" and isinstance(v, float)))
-                if "sampler" in rec:
-                    self.log("  sampler vs object masks: " + ", ".join(
-                        f"{k} {v:.3f}" for k, v in rec["sampler"].items() if v is not None))
-            for cb in self.callbacks:
-                cb(self, rec)
-        self.train_seconds = time.time() - t0
-        self.restore_best()
-        return self
-
-    def restore_best(self):
-        "Load the selected weights (best validation accuracy, or the last epoch) into the model."
-        best = self.ckpt_dir / "best.pt"
-        if self.cfg.select == "val_acc" and best.exists():
-            self.model.load_state_dict(load_checkpoint(best, self.device)["model"])
+@patch
+def restore_best(self: Trainer):
+    "Load the selected weights (best validation accuracy, or the last epoch) into the model."
+    best = self.ckpt_dir / "best.pt"
+    if self.cfg.select == "val_acc" and best.exists():
+        self.model.load_state_dict(load_checkpoint(best, self.device)["model"])

@@ -1,15 +1,13 @@
-"""Multi-process training on CPU (torchrun, gloo): 2 processes x batch b train like 1 process x batch 2b, and a killed
-rank fails the whole job within a bounded time instead of hanging.
+"""Multi-process training on CPU (torchrun, gloo): 2 processes x batch b train like 1 process x batch 2b. (A killed rank
+failing the job, and the resume after it: tests/test_paper_path.py.)
 
 The equivalence runs in float64 with the demo's learning rate: in float32 the reduction order of two processes differs
 from one process at the 1e-7 level, Adam amplifies that, and Eq. 7's thresholds turn it into different block labels.
 In float64 the two runs agree to ~1e-12, which tests the distributed mechanics (sharding, global batch-norm statistics,
 globally normalised OOD loss, gradient averaging) and not rounding."""
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -50,27 +48,3 @@ def test_two_processes_match_one(tmp_path, data_root, alpha):
         else:
             assert torch.equal(b["model"][k], v), k
     assert (two / "record.json").exists()
-
-
-def test_killed_rank_fails_the_job(tmp_path, data_root):
-    out = tmp_path / "run"
-    proc = subprocess.Popen([torchrun(), "--standalone", "--nproc_per_node=2"] +
-                            args(out, epochs=1000, limit_train=2048, dist_timeout=30),
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    last = out / "checkpoints" / "last.pt"
-    deadline = time.time() + 300
-    while not last.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    assert last.exists(), "training never checkpointed"
-    workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-    assert len(workers) == 2, workers
-    t0 = time.time()
-    os.kill(int(workers[1]), signal.SIGKILL)
-    try:
-        _, err = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        pytest.fail("the job hung after a rank was killed")
-    assert proc.returncode != 0
-    assert time.time() - t0 < 120
-    assert "ChildFailedError" in err or "Signal 9" in err or "SIGKILL" in err, err[-2000:]
