@@ -32,6 +32,7 @@ META_KEY = "ssod"                 # notebook metadata key of the stamp (kept by 
 TUTORIAL = ["index.ipynb", "00_framework.ipynb", "01_sampler.ipynb", "02_model.ipynb", "03_losses.ipynb",
             "03b_first_training.ipynb"]
 MAX_IMAGE_BYTES = 200_000          # one committed figure (PNG, base64-decoded)
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"   # the configuration nbconvert's pages ask for, served locally
 NAV_STYLE = '<nav style="font:13px sans-serif;padding:6px;border-bottom:1px solid #ccc">'  # the links to every page
 
 
@@ -171,6 +172,16 @@ def _rewrite_links(page: str, nb_dir: Path, out: Path) -> str:
     return _LINK.sub(sub, page)
 
 
+def copy_mathjax(out: Path) -> str:
+    """MathJax 2 from the jupyter-server-mathjax package (the copy Jupyter serves) into `out/mathjax`, so that the
+    equations render offline; its URL relative to the pages. Left out: the accessibility extensions, translations and
+    the SVG output, which the configuration below does not load."""
+    import jupyter_server_mathjax
+    src = Path(jupyter_server_mathjax.__file__).parent / "static"
+    shutil.copytree(src, out / "mathjax", ignore=shutil.ignore_patterns("a11y", "localization", "SVG"))
+    return f"mathjax/MathJax.js?config={MATHJAX_CONFIG}"
+
+
 def render(out=ROOT / "_docs", nbs: Path = NBS, log=print) -> list:
     "Every notebook of `nbs` as an HTML page in `out` (written to a temporary folder, then moved into place)."
     from nbconvert import HTMLExporter
@@ -182,7 +193,7 @@ def render(out=ROOT / "_docs", nbs: Path = NBS, log=print) -> list:
         nbs_read = {n: _for_readers(nbformat.read(nbs / n, as_version=4)) for n in names}
         nav = "".join(f'<a href="{Path(n).with_suffix(".html").name}">{html.escape(Path(n).stem)}</a> '
                       for n in names)
-        exporter = HTMLExporter(template_name="lab")
+        exporter = HTMLExporter(template_name="lab", mathjax_url=copy_mathjax(tmp))
         for n, nb in nbs_read.items():
             body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb, n)}})
             body = body.replace("<body", f'<body data-ssod-page="{n}"', 1)
@@ -221,7 +232,8 @@ def check(out=ROOT / "_docs", nbs: Path = NBS) -> list:
 
 
 def browser_check(out=ROOT / "_docs", page: str = "index.html", executable: str | None = None) -> dict:
-    "Open `page` in headless Chromium (Playwright): its title and every image's decoded size (0 = not displayed)."
+    """Open `page` in headless Chromium (Playwright): its title, every image's decoded size (0 = not displayed), and the
+    number of equations MathJax typeset and of those it could not."""
     from playwright.sync_api import sync_playwright
     executable = executable or shutil.which("chromium") or shutil.which("chromium-browser")
     with sync_playwright() as p:
@@ -230,9 +242,13 @@ def browser_check(out=ROOT / "_docs", page: str = "index.html", executable: str 
         tab.goto((Path(out).resolve() / page).as_uri())
         tab.wait_for_load_state("load")
         images = tab.evaluate("Array.from(document.images).map(i => [i.getAttribute('src').slice(0, 60), i.naturalWidth])")
+        tab.wait_for_function("window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0 && "
+                              "MathJax.Hub.queue.running === 0", timeout=30_000)
+        math = tab.evaluate("[document.querySelectorAll('.MathJax, .MathJax_Display').length, "
+                            "document.querySelectorAll('.MathJax_Error, merror').length]")
         title = tab.title()
         browser.close()
-    return {"title": title, "images": images}
+    return {"title": title, "images": images, "math": math[0], "math_errors": math[1]}
 
 
 def site_size(out=ROOT / "_docs") -> int:

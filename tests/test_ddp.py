@@ -30,10 +30,28 @@ def args(out_dir, **over):
         [f"--{k}={v}" for k, v in kw.items()]
 
 
-@pytest.mark.parametrize("alpha", [1.5, 0.0])
-def test_two_processes_match_one(tmp_path, data_root, alpha):
-    one, two = tmp_path / "one", tmp_path / "two"
-    subprocess.run([sys.executable] + args(one, alpha=alpha), check=True, env=ENV, capture_output=True)
+ALPHAS = (1.5, 0.0)
+
+
+@pytest.fixture(scope="module")
+def one_process_runs(tmp_path_factory, data_root):
+    "The one-process reference run for each alpha, both at once (one thread each: two processes on two cores)."
+    root = tmp_path_factory.mktemp("one")
+    procs = {}
+    for alpha in ALPHAS:
+        log = open(root / f"{alpha}.log", "w")   # a file, not a pipe: an unread pipe would block a run
+        procs[alpha] = (subprocess.Popen([sys.executable] + args(root / str(alpha), alpha=alpha), env=ENV,
+                                         stdout=log, stderr=subprocess.STDOUT), log)
+    for alpha, (proc, log) in procs.items():
+        proc.wait(timeout=600)
+        log.close()
+        assert proc.returncode == 0, (root / f"{alpha}.log").read_text()[-3000:]
+    return {alpha: root / str(alpha) for alpha in ALPHAS}
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_two_processes_match_one(tmp_path, one_process_runs, alpha):
+    one, two = one_process_runs[alpha], tmp_path / "two"
     r = subprocess.run([torchrun(), "--standalone", "--nproc_per_node=2"] + args(two, alpha=alpha), env=ENV,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -64,7 +64,8 @@ def test_site_renders_with_every_page_figure_and_link(docs, tmp_path):
 
 
 def test_index_renders_in_a_browser(docs, tmp_path):
-    "Headless Chromium shows the index page with its figure (runs where Playwright and a Chromium are installed)."
+    """Headless Chromium shows the index page with its figure and its equations typeset by the site's own MathJax (this
+    machine reaches no CDN); runs where Playwright and a Chromium are installed."""
     pytest.importorskip("playwright")
     if not shutil.which("chromium") and not shutil.which("chromium-browser"):
         pytest.skip("no chromium on PATH (Debian: apt install chromium)")
@@ -73,3 +74,4 @@ def test_index_renders_in_a_browser(docs, tmp_path):
     r = docs.browser_check(out)
     assert r["title"] == "ssod"
     assert [src for src, width in r["images"] if width > 0] == ["files/figures/fig3_locality_fmnist_scenes.png"], r
+    assert r["math"] >= 3 and r["math_errors"] == 0, r   # the equations, typeset by the site's own MathJax
