@@ -139,7 +139,10 @@ def test_torchrun_killed_rank_fails_then_resumes(tmp_path, fixture_root):
         assert len(workers) == 2, f"expected 2 running workers after the first epoch, found {workers}"
         t0 = time.time()
         os.kill(int(workers[1]), signal.SIGKILL)
-        _, err = proc.communicate(timeout=120)
+        try:
+            _, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the job hung after one of its processes was killed")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
