@@ -51,6 +51,7 @@ def test_site_renders_with_every_page_figure_and_link(docs, tmp_path):
     index = (out / "index.html").read_text()
     assert 'src="files/figures/fig3_locality_fmnist_scenes.png"' in index and 'href="01_sampler.html"' in index
     assert (out / "files" / "figures" / "fig3_locality_fmnist_scenes.png").is_file()
+    assert 'src="mathjax/MathJax.js?config=' in index and "libs/mathjax" not in index  # equations typeset offline
     sampler = (out / "01_sampler.html").read_text()
     assert "#| hide" not in sampler and "test_fail(" not in sampler     # checks stay out of the reader's way
     assert "data:image/png" in sampler                                    # its picture is in the page
