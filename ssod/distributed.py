@@ -73,7 +73,7 @@ def reduce_over_processes(loss: Loss, world_size: int, all_reduce=None):
     term values logged are scaled alike, so their mean over the processes is the global batch's."""
     if world_size == 1:
         return loss.reduce()
-    counts = loss.counts().to(loss.device)
+    counts = loss.counts()   # on the CPU: gloo sums it, also beside NCCL (init_distributed), with no GPU copy
     (all_reduce or dist.all_reduce)(counts)
     total, stats = loss.reduce(counts)
     return total * world_size, {k: v * world_size if k in loss.terms else v for k, v in stats.items()}

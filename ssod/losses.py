@@ -91,18 +91,13 @@ class Loss:
         self.terms[name] = (weight, term)
         return self
 
-    @property
-    def device(self) -> torch.device:
-        "Where the loss sums live."
-        return next(s.device for _, t in self.terms.values() for s in t.sums)
-
     def counts(self) -> torch.Tensor:
         "The group sizes of all terms, in order, in one float64 tensor on the CPU."
         return torch.cat([t.counts for _, t in self.terms.values()])
 
     def reduce(self, counts: torch.Tensor | None = None):
         "(loss, stats): the sum of weight x term value, each term from its slice of `counts` (default: `self.counts()`)."
-        counts = self.counts() if counts is None else counts.cpu()
+        counts = self.counts() if counts is None else counts
         values, i = {}, 0
         for name, (w, t) in self.terms.items():
             k = len(t.counts)

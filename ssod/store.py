@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .runtime import resolve_device, resolve_precision
+from .data import checkout_dir
 from .config import RESUME_KEYS_IGNORED, TrainConfig, make_config
 from .metrics import METRICS
 from .results import read_record, write_record, average_over_sets
@@ -37,7 +38,6 @@ class ResultsStore:
     "Run records under `root` (default: runs/store in the project checkout, else in the working directory), one folder per training configuration."
     def __init__(self, root=None, log=print, progress: bool = True):
         if root is None:   # the same store whichever folder of the checkout a notebook or script runs in
-            from ssod.data import checkout_dir
             root = (checkout_dir() or Path.cwd()) / "runs" / "store"
         self.root, self.log, self.progress = Path(root), log, progress
 
