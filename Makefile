@@ -13,7 +13,7 @@ CORES := $(shell nproc 2>/dev/null || echo 1)
 NB_WORKERS ?= $(shell n=$(CORES); echo $$(( n < 2 ? 1 : 2 )))
 NB_THREADS := $(shell echo $$(( $(CORES) / $(NB_WORKERS) > 0 ? $(CORES) / $(NB_WORKERS) : 1 )))
 
-.PHONY: install data demo demo-fmnist reproduce baselines docs site test nbtest pytest sync-check clean-runs
+.PHONY: install data data-study demo demo-fmnist study study-selection reproduce baselines docs site test nbtest pytest sync-check clean-runs
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ install: $(STAMP)
 
 data: install
 	$(BIN)/python -m data_scripts.prepare fmnist fmnist_scenes_benchmark
+
+data-study: data
+	$(BIN)/python -m data_scripts.prepare scenes_rho_benchmark
 
 # The main job, on the offline objects-in-scenes benchmark (garments on photographs, 56x56, object masks): the vanilla
 # network (alpha = 0) with every post-hoc baseline and SSOD (alpha = 1.5), one table with near / far groups and the
@@ -47,6 +50,24 @@ demo-fmnist: data
 	time $(PAPERMILL) nbs/train.ipynb $(DEMO_DIR)_fmnist/ce.ipynb -p alpha 0 $(DEMO_FMNIST_BUDGET) -p out_dir $(DEMO_DIR)_fmnist/ce
 	time $(PAPERMILL) nbs/train.ipynb $(DEMO_DIR)_fmnist/ssod.ipynb -p alpha 1.5 $(DEMO_FMNIST_BUDGET) -p out_dir $(DEMO_DIR)_fmnist/ssod
 	$(BIN)/python -m ssod.results $(DEMO_DIR)_fmnist/ce $(DEMO_DIR)_fmnist/ssod
+
+# The mechanism study (nbs/study_mechanism.ipynb): objects in shared scenes at background-class correlation rho 0 and
+# 0.8, the vanilla network with every post-hoc baseline and the SSOD network, 3 seeds, plus controls, at the study
+# preset's budget (ssod.config.PRESETS). Every run goes through runs/store, so an interrupted study resumes; the records
+# are copied to figures/study_runs/ and the tables and figures to figures/study_*.
+study: data-study
+	@mkdir -p runs/study figures
+	time $(PAPERMILL) nbs/study_mechanism.ipynb runs/study/study_mechanism.ipynb
+
+# The study's backbone, chosen on ID validation data before it: small_resnet vs small_resnet_local at rho = 0.8, vanilla
+# networks trained for about the same time (records in figures/study_runs/selection/).
+STUDY_SELECT := --preset demo --benchmark scenes_rho0.8 --alpha 0 --epochs 2 --limit_eval 1000 --limit_tune 1000 \
+                --precision fp32 --detectors msp --no-tune
+study-selection: data-study
+	@for spec in "small_resnet 15000" "small_resnet_local 20000"; do set -- $$spec; \
+	  $(BIN)/ssod-train $(STUDY_SELECT) --arch $$1 --limit_train $$2 --out_dir runs/selection/arch_$$1 || exit 1; \
+	  mkdir -p figures/study_runs/selection/arch_$$1; \
+	  cp runs/selection/arch_$$1/record.json figures/study_runs/selection/arch_$$1/; done
 
 # Every table and figure notebook at the demo preset on both offline benchmarks; the main table (Table 2's protocol)
 # over 3 seeds (mean and std), the others one seed. Runs are shared through runs/store.

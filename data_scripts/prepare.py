@@ -2,6 +2,7 @@
 
     python -m data_scripts.prepare fmnist                # the offline benchmark: Fashion-MNIST + its 5 OOD sets
     python -m data_scripts.prepare fmnist_scenes_benchmark  # offline objects in scenes: garments on photographs + 6 OOD sets
+    python -m data_scripts.prepare scenes_rho_benchmark  # objects in shared scenes, rho 0 and 0.8, + 9 OOD sets
     python -m data_scripts.prepare mnist textures        # single sets
     python -m data_scripts.prepare cifar10_benchmark     # CIFAR-10 + SVHN, LSUN, iSUN, Places365, DTD (downloads)
     python -m data_scripts.prepare imagenet_benchmark --imagenet-dir /path/to/ILSVRC2012
@@ -23,7 +24,7 @@ import sys
 from pathlib import Path
 
 from . import (cifar10, dtd, fashion_mnist, fixtures, imagenet, imagenet_ood, isun, lsun, mnist, mos_groups, offline_ood, places365,
-               scenes, svhn)
+               scenes, scenes_rho, svhn)
 from .common import DataScriptError, OfflineError
 
 
@@ -33,6 +34,10 @@ def _offline(name):
 
 def _scenes(name):
     return lambda root, cache, source, log: scenes.prepare(name, root, cache, source, log)
+
+
+def _scenes_rho(name):
+    return lambda root, cache, source, log: scenes_rho.prepare(name, root, cache, source, log)
 
 
 def _imagenet_ood(name):
@@ -45,6 +50,9 @@ SETS = {
     **{name: _offline(name) for name in offline_ood.BUILDERS},
     # objects in scenes (offline; needs fashion_mnist and mnist first)
     **{name: _scenes(name) for name in ("fmnist_scenes",) + scenes.OOD_SETS},
+    # objects in shared scenes with a background-class correlation rho (offline; needs fashion_mnist and mnist first)
+    **{name: _scenes_rho(name) for name in (*scenes_rho.RHOS, *scenes_rho.SCENE, *scenes_rho.OBJECT,
+                                            *scenes_rho.COVARIATE)},
     # CIFAR-10 benchmark
     "cifar10": cifar10.prepare,
     "svhn": svhn.prepare,
@@ -63,6 +71,8 @@ SETS = {
 GROUPS = {
     "fmnist": ["fashion_mnist", "mnist", "digits", "textures", "scenes", "noise"],
     "fmnist_scenes_benchmark": ["fashion_mnist", "mnist", "fmnist_scenes", *scenes.OOD_SETS],
+    "scenes_rho_benchmark": ["fashion_mnist", "mnist", *scenes_rho.RHOS, *scenes_rho.SCENE, *scenes_rho.OBJECT,
+                             *scenes_rho.COVARIATE, *scenes.FAR],
     "cifar10_benchmark": ["cifar10", "svhn", "lsun", "isun", "places365", "dtd"],
     "imagenet_benchmark": ["imagenet", "inaturalist", "sun", "places", "textures_imagenet", "mos_groups"],
 }

@@ -62,6 +62,32 @@ MATE_PHOTOS = {
     "Wood.jpg": "19c78500ac00a622e19907ab9cc7d06d46fe08c4a6142759a84195696150ec07",
     "YellowFlower.jpg": "254da96256acb7add685679775a04d1e4a5bc8cd13e5a5a3d61351ce198a5306",
 }
+# the photographs (not the drawings or renders) of lomiri-wallpapers-16.04 and -20.04 20.04.0-2 (Debian bookworm):
+# CC-BY-4.0, CC-BY-SA-3.0/4.0 or CC0-1.0 by their authors (the packages' copyright files)
+LOMIRI_DIR = "usr/share/backgrounds"
+LOMIRI_16_PHOTOS = {
+    "Bridge_by_Sander_Klootwijk.jpg": "bd86b081f9975e2b83527f71e49b9271a8ab40885428395969d9f7d834d7f050",
+    "Dragonfly_by_Bolly.jpg": "af5af17841009732def24b09bb1e669a1b09d2b4bdeee7812c371101c30d2bb3",
+    "Picture_0B_by_freespace.jpg": "c8c0ab18e48d9e0419fe42881112137f3afafc27dfddc29ec3a6d54c56d225ad",
+    "Picture_1A_by_freespace.jpg": "89e86af38d04daaef975665dc2127e9fa76f0fd68f4eea105a2d0ae3390b010b",
+    "Wine_by_Jakkub_Mede.jpg": "d2e96e6d4da40dd804b3d0ce295e94de04a2d7d9b6785d42cd9d92ba58bced74",
+    "aitzgorri_by_Aitzol_Berasategi.jpg": "66268e7b48f8854d36a28765fac6e23ec1aee251daa6da1f64715f201020ad36",
+    "free_by_Peter_Nerlich.jpg": "85a5453c2fed514c75973016f3d862aca62eb7ca087618822469274ac1092373",
+    "friends_by_Aitzol_Berasategi.jpg": "cc40e313c74e421edffe3403def413c16878ce14661cce7ec5915baeab35538d",
+    "greentock_by_Peter_Nerlich.jpg": "e7b20e2db9dcd6e2b278ca55873c2110b35d89cd38b04d0b18728726888e6889",
+    "life_by_Aitzol_Berasategi.jpg": "4c119350ead80201fe256850c3d316309ddfb4bdf10b235ce982dcde0c667c05",
+    "picosdeeuropa_by_Aitzol_Berasategi.jpg": "414d0072b2f6f2c555deafeaef6e45c4fed6fa9ad26eba6560ca8803959cf97a",
+    "seeding_by_Clements_Engelhardt.jpg": "a5634d1ab5e41a3568e92d4a894a500c92b891f9ff734e50bd224d6e185a605f",
+    "sunset_by_Aitzol_Berasategi.jpg": "474dab6a4b9f94dc76c29dfe30e9f5db4af0fd2e33fe5d695f8152b371efca18",
+}
+LOMIRI_20_PHOTOS = {
+    "Infinite-Sea_by_Aury88.jpg": "9319dfb3651833881339a8d9b769b99efaf474969e6cd58e427eb2524aca8e8a",
+    "Kleiber_by_Lukas_Baubkus.jpg": "6572410c09f4492c74ccadde133565a14c0161617d5917d4c820c66d65a44ba7",
+}
+# name -> (Debian package, folder in it, sha256 of the file)
+DEBIAN_PHOTOS = {**{n: (DEBIAN_PACKAGE, MATE_DIR, h) for n, h in MATE_PHOTOS.items()},
+                 **{n: ("lomiri-wallpapers-16.04", LOMIRI_DIR, h) for n, h in LOMIRI_16_PHOTOS.items()},
+                 **{n: ("lomiri-wallpapers-20.04", LOMIRI_DIR, h) for n, h in LOMIRI_20_PHOTOS.items()}}
 # sha256 of the decoded pixel arrays (shape and bytes) of the scikit-image / scikit-learn sample photographs
 PACKAGE_PHOTOS = {
     "astronaut": "7605af19ba2b975845037d479d9429d3fbc334ff78c7b51f67f112d50f85ed65",
@@ -69,6 +95,10 @@ PACKAGE_PHOTOS = {
     "chelsea": "2a48da897e30584d1ae09abf8802730963e97735ab7f4ccede25b412ab11e5dd",
     "coffee": "013a8175a6f60538e29aa8bee676f3e4b4c9a4388defc9a81368b20fc7b3fe9c",
     "rocket": "9d55b6a566c73f3c20e2e36b81acc5d14fddc66453247ba544eced175a87cf54",
+    "coins": "6f62becaf20fd036880a27a059c83b0ee2e67895243ab9241b12eabd2514d46d",
+    "hubble_deep_field": "b368ad50e13b6113ba330ad1fdd6dbe41ad8074c2c97791f5f34d510b886586e",
+    "moon": "8711e607fc0971cb6b59b88f048c4b5ce569b5debdfd3bd15d813f710f6950ee",
+    "motorcycle_left": "6a51b16e82babbafbffdff644108b2085a8ee609f08cfdc0d60bff950e42b6fc",  # the stereo pair's left
     "china.jpg": "9459dffd4ad72e7b57c431b62b1c14c636e1885ca56c49f1a7efe5a1bd4b448a",
     "flower.jpg": "028008e42002966d0d18ae40c6aeb65f49ffb1a0238f997431a2a0d78538d15c",
 }
@@ -108,39 +138,52 @@ def _downscale(grey: np.ndarray, short=PHOTO_SHORT_SIDE) -> np.ndarray:
     return out[0, 0].round().clamp(0, 255).to(torch.uint8).numpy()
 
 
+def _sample_photo(name: str) -> np.ndarray:
+    "A scikit-image or scikit-learn sample photograph by name."
+    if name.endswith(".jpg"):
+        from sklearn.datasets import load_sample_images
+        samples = load_sample_images()
+        return {Path(f).name: img for f, img in zip(samples.filenames, samples.images)}[name]
+    if name == "motorcycle_left":
+        import skimage.data
+        return skimage.data.stereo_motorcycle()[0]
+    return _skimage(name)
+
+
+_loaded: dict = {}   # (cache, name) -> photograph: each is decoded and checked once per process
+
+
 def load_photos(cache, names=None) -> dict:
     "{name: grey uint8 photograph, downscaled}, every source checked against its pinned sha256."
     from PIL import Image
     names = list(names or [n for pool in POOLS.values() for n in pool])
+    unknown = set(names) - set(DEBIAN_PHOTOS) - set(PACKAGE_PHOTOS)
+    if unknown:
+        raise DataScriptError(f"unknown photographs {sorted(unknown)}")
     out = {}
-    mate = [n for n in names if n in MATE_PHOTOS]
-    if mate:
-        folder = debian_package_dir(DEBIAN_PACKAGE, cache) / MATE_DIR
-        for n in mate:
-            path = folder / n
+    for n in names:
+        if (str(cache), n) in _loaded:
+            out[n] = _loaded[str(cache), n]
+            continue
+        if n in DEBIAN_PHOTOS:
+            package, folder, want = DEBIAN_PHOTOS[n]
+            path = debian_package_dir(package, cache) / folder / n
             if not path.exists():
-                raise DataScriptError(f"{path} is missing from the Debian package {DEBIAN_PACKAGE}")
+                raise DataScriptError(f"{path} is missing from the Debian package {package}")
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            if digest != MATE_PHOTOS[n]:
-                raise DataScriptError(f"{path}: expected sha256 {MATE_PHOTOS[n]}, got {digest}; the package "
-                                      f"{DEBIAN_PACKAGE} is not the pinned version 1.26.0-1")
+            if digest != want:
+                raise DataScriptError(f"{path}: expected sha256 {want}, got {digest}; the package {package} is not "
+                                      "the pinned version (mate-backgrounds 1.26.0-1, lomiri-wallpapers-* 20.04.0-2)")
             with Image.open(path) as im:
                 out[n] = _downscale(to_grey(np.asarray(im.convert("RGB"))))
-    sk = [n for n in names if n in PACKAGE_PHOTOS]
-    if sk:
-        from sklearn.datasets import load_sample_images
-        samples = load_sample_images()
-        by_file = {Path(f).name: img for f, img in zip(samples.filenames, samples.images)}
-        for n in sk:
-            img = by_file[n] if n.endswith(".jpg") else _skimage(n)
+        else:
+            img = _sample_photo(n)
             digest = array_sha256(np.asarray(img))
             if digest != PACKAGE_PHOTOS[n]:
                 raise DataScriptError(f"sample photograph {n}: expected pixel sha256 {PACKAGE_PHOTOS[n]}, got {digest}; "
                                       "the installed scikit-image / scikit-learn ships a different image")
             out[n] = _downscale(to_grey(img))
-    unknown = set(names) - set(out)
-    if unknown:
-        raise DataScriptError(f"unknown photographs {sorted(unknown)}")
+        _loaded[str(cache), n] = out[n]
     return out
 
 
@@ -148,15 +191,16 @@ def _resize_one(img: np.ndarray, side: int) -> np.ndarray:
     return resize(img[None], side)[0]
 
 
-def composite(objects: np.ndarray, photos: dict, pool: list, seed: int, size: int = SIZE):
+def composite(objects: np.ndarray, photos: dict, pool: list, seed: int, size: int = SIZE, choice=None, ref_side=None):
     """Paste every grey 28x28 object (black background, as Fashion-MNIST and MNIST are) onto a background crop.
 
-    For object i: a photograph drawn uniformly from `pool`, a square crop whose side is a uniform fraction CROP_FRAC of
-    its short side, resized to size x size; the object resized to a side drawn from OBJECT_SIDE and placed uniformly
-    inside the image. The mask is the resized object's pixels above 1/8 of its maximum grey level (its own black
-    background excluded); the image takes the object's pixels there and the photograph's elsewhere.
+    For object i: background `choice[i]` of `pool` (None: drawn uniformly), a square crop whose side is a uniform
+    fraction CROP_FRAC of `ref_side[name]` (default: the background's own short side; at most that short side),
+    resized to size x size; the object resized to a side drawn from OBJECT_SIDE and placed uniformly inside the image.
+    The mask is the resized object's pixels above 1/8 of its maximum grey level (its own black background excluded);
+    the image takes the object's pixels there and the photograph's elsewhere.
     Returns (images N x size x size uint8, masks N x size x size uint8 in {0, 1}, placement int32 N x 7:
-    photo index in `pool`, crop top, left, side, object top, left, side)."""
+    background index in `pool`, crop top, left, side, object top, left, side)."""
     rng = np.random.default_rng(seed)
     n = len(objects)
     images = np.empty((n, size, size), np.uint8)
@@ -164,10 +208,11 @@ def composite(objects: np.ndarray, photos: dict, pool: list, seed: int, size: in
     placement = np.empty((n, 7), np.int32)
     lo, hi = OBJECT_SIDE
     for i in range(n):
-        p = int(rng.integers(len(pool)))
+        p = int(rng.integers(len(pool))) if choice is None else int(choice[i])
         photo = photos[pool[p]]
         h, w = photo.shape
-        side = max(size, int(rng.uniform(*CROP_FRAC) * min(h, w)))
+        ref = min(h, w) if ref_side is None else ref_side[pool[p]]
+        side = min(min(h, w), max(size, int(rng.uniform(*CROP_FRAC) * ref)))
         top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
         bg = _resize_one(photo[top:top + side, left:left + side], size)
         s = int(rng.integers(lo, hi + 1))

@@ -59,9 +59,13 @@ def coerce(name: str, kind: str, value):
 @dataclass
 class TrainConfig(LossConfig):
     "Every parameter of a training run. Defaults: the paper (Sec. 5.1, App. B); the loss's are `LossConfig`'s."
-    benchmark: str = param("fmnist", "fmnist or fmnist_scenes (offline), cifar10, cifar10_32 or imagenet")
+    benchmark: str = param("fmnist_scenes", "offline: fmnist_scenes, scenes_rho0, scenes_rho0.8 or fmnist; "
+                           "cifar10, cifar10_32 or imagenet")
     arch: str = param("small_resnet", "backbone (ssod.model.ARCHS); presets pick the paper's for the benchmark")
     pretrained: bool = param(False, "torchvision ImageNet weights for the backbone")
+    init_from: str = param("", "start from the weights of this checkpoint or run folder (e.g. SSOD fine-tuning of a "
+                           "trained vanilla network, the paper's ImageNet protocol); a relative path is taken from the "
+                           "checkout's root")
     method: str = param("ssod", "ssod, ce, godin, supcon, ssod_supcon, csi or mos (notebook 03a)")
     ood_head: str = param("mlp", "f_ood: mlp (the released code's; the paper fixes none) or linear")
     freeze_backbone: bool = param(False, "train the heads only (the released code's choice)")
@@ -94,6 +98,8 @@ class TrainConfig(LossConfig):
     limit_train: int = param(0, "use the first N training images only; 0 = all")
     limit_eval: int = param(0, "use the first N images of every validation and test set only; 0 = all")
     limit_tune: int = param(0, "tune detectors on the first N validation ID and N validation OOD images; 0 = all")
+    limit_fit: int = param(0, "fit detectors (KNN, Mahalanobis, ReAct) on the first N training images; 0 = those "
+                           "the run trained on")
     eval_batch_size: int = param(0, "batch size of evaluation passes (features, gradients); 0 = batch_size")
     workers: int = param(8, "loader processes for image-folder data sets (ImageNet)")
     sync_bn: bool = param(True, "several processes: batch-norm statistics over the global batch")
@@ -122,7 +128,7 @@ class TrainConfig(LossConfig):
             (self.method != "ssod_supcon" or self.alpha > 0, "method 'ssod_supcon' needs alpha > 0 (use 'supcon' for alpha = 0)"),
             at_least("epochs", 1), at_least("batch_size", 1), at_least("lr_step", 1), at_least("proj_dim", 1),
             at_least("seed", 0), at_least("num_threads", 0), at_least("limit_train", 0), at_least("limit_eval", 0),
-            at_least("limit_tune", 0), at_least("eval_batch_size", 0), at_least("workers", 0),
+            at_least("limit_tune", 0), at_least("limit_fit", 0), at_least("eval_batch_size", 0), at_least("workers", 0),
             at_least("dist_timeout", 1), at_least("image_size", 0), at_least("weight_decay", 0),
             at_least("supcon_weight", 0),
             (0 < self.lr < math.inf, f"lr must be > 0, got {self.lr!r}"),
@@ -133,6 +139,12 @@ class TrainConfig(LossConfig):
             (bool(self.out_dir.strip()), "out_dir must not be empty"),
             (self.device == "auto" or _is_device(self.device), f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
         ]
+
+    @property
+    def fit_limit(self) -> int:
+        "How many training images detectors fit on (0: all): the first `limit_fit` of those the run trained on."
+        limits = [n for n in (self.limit_train, self.limit_fit) if n]
+        return min(limits) if limits else 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -160,9 +172,16 @@ PRESETS = {
 DEMO_BUDGET = dict(limit_train=12_000, limit_tune=1000, limit_eval=2000)
 # on objects in scenes also no RandomResizedCrop (its crops cut the object out of a 56-px scene) and batch 64, chosen
 # on ID validation accuracy and the sampler-vs-mask diagnostic (notebook 05), never on test OOD data
-BENCHMARK_PRESETS = {("demo", "fmnist"): DEMO_BUDGET,
-                     ("demo", "fmnist_scenes"): dict(augment="none", batch_size=64, **DEMO_BUDGET)}
-PAPER_ARCH = {"fmnist": "small_resnet", "fmnist_scenes": "small_resnet", "cifar10": "resnet18", "cifar10_32": "resnet18_cifar", "imagenet": "resnet50"}
+_SCENES_DEMO = dict(augment="none", batch_size=64, **DEMO_BUDGET)
+# the mechanism study (nbs/study_mechanism.ipynb): every network of it in fp32 (scores comparable across CPUs, so its
+# committed records serve every machine), the demo's schedule on 10,000 training images for 3 epochs (what fits 100
+# minutes on a 2-core CPU without native bf16), evaluation on 1,000 images per set
+PRESETS["study"] = dict(PRESETS["demo"], augment="none", batch_size=64, precision="fp32", limit_train=10_000,
+                        limit_tune=1000, limit_eval=1000, limit_fit=5000)
+BENCHMARK_PRESETS = {("demo", "fmnist"): DEMO_BUDGET, ("demo", "fmnist_scenes"): _SCENES_DEMO,
+                     ("demo", "scenes_rho0"): _SCENES_DEMO, ("demo", "scenes_rho0.8"): _SCENES_DEMO}
+PAPER_ARCH = {"fmnist": "small_resnet", "fmnist_scenes": "small_resnet", "scenes_rho0": "small_resnet",
+              "scenes_rho0.8": "small_resnet", "cifar10": "resnet18", "cifar10_32": "resnet18_cifar", "imagenet": "resnet50"}
 
 def make_config(preset: str = "demo", **overrides) -> TrainConfig:
     "A `TrainConfig` from a preset; `overrides` (None values ignored) win. Unknown keys fail."
@@ -173,7 +192,7 @@ def make_config(preset: str = "demo", **overrides) -> TrainConfig:
     if bad:
         raise ValueError(f"unknown parameter(s) {sorted(bad)}; TrainConfig has {sorted(known)}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    bench = overrides.get("benchmark", "fmnist")
+    bench = overrides.get("benchmark", TrainConfig.benchmark)
     base = {"arch": PAPER_ARCH.get(bench, "small_resnet"), **PRESETS[preset], **BENCHMARK_PRESETS.get((preset, bench), {})}
     if overrides.get("method") in METHODS and METHODS[overrides["method"]].alpha_zero:
         base["alpha"] = 0.0  # these methods do not use Eq. 9's OOD term

@@ -15,12 +15,13 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'MANIFEST', 'HASH_CACHE', 'DATASETS', 'FMNIST_CLASSES', 'VAL_SIZE', 'SPLIT_SEED', 'OFFLINE_OOD',
-           'SCENES_NEAR', 'SCENES_FAR', 'CIFAR10_CLASSES', 'CIFAR10_BATCHES', 'CIFAR_OOD', 'IMAGENET_OOD', 'BENCHMARKS',
-           'checkout_dir', 'data_root', 'DataNotFound', 'ImageSet', 'FolderSet', 'image_folder', 'manifest_key',
-           'file_sha256', 'check_manifest', 'fixture_sets', 'load_image_file', 'DatasetSpec', 'register',
-           'load_dataset', 'train_val_split', 'read_cifar_batch', 'Benchmark', 'get_benchmark', 'shuffled_patches',
-           'load_val_ood', 'rrc_params', 'crop_resize', 'BatchTransform', 'eval_ops', 'folder_transform',
-           'to_image_set', 'TensorLoader', 'FolderLoader', 'make_loader']
+           'SCENES_NEAR', 'SCENES_FAR', 'SCENE_SETS', 'OBJECT_SETS', 'COVARIATE_SETS', 'CIFAR10_CLASSES',
+           'CIFAR10_BATCHES', 'CIFAR_OOD', 'IMAGENET_OOD', 'BENCHMARKS', 'checkout_dir', 'data_root', 'DataNotFound',
+           'ImageSet', 'FolderSet', 'image_folder', 'manifest_key', 'file_sha256', 'check_manifest', 'fixture_sets',
+           'load_image_file', 'DatasetSpec', 'register', 'load_dataset', 'train_val_split', 'read_cifar_batch',
+           'Benchmark', 'get_benchmark', 'shuffled_patches', 'load_val_ood', 'rrc_params', 'crop_resize',
+           'BatchTransform', 'eval_ops', 'folder_transform', 'to_image_set', 'TensorLoader', 'FolderLoader',
+           'make_loader']
 
 # %% ../nbs/04_data.ipynb #3a0ed540
 def checkout_dir() -> Path | None:
@@ -304,6 +305,32 @@ for _name, _desc in [("mnist_scenes", "MNIST digits pasted onto OOD-pool scenes 
                      ("smooth_noise56", "uniform noise blurred with sigma 3 px, stretched, 56x56 (far)")]:
     _register_file_set(_name, "scenes56", _desc)
 
+# %% ../nbs/04_data.ipynb #cb363593
+SCENE_SETS = ("same_scenes", "new_scenes")
+OBJECT_SETS = ("digits_same_scenes", "digits_new_scenes")
+COVARIATE_SETS = ("garments_new_scenes",)
+_RHO_PREPARE = "python -m data_scripts.prepare scenes_rho_benchmark"
+
+def _register_rho(name, rho):
+    @register(name, splits=("train", "val", "test"), prepare=_RHO_PREPARE,
+              description=f"Fashion-MNIST garments on shared scenes, background-class correlation rho = {rho}, with masks")
+    def _load(root: Path, split: str) -> ImageSet:
+        return load_image_file(root / "scenes56" / f"{name}_{split}.pt", name, _RHO_PREPARE, root)
+
+for _name, _rho in [("scenes_rho0", 0.0), ("scenes_rho0.8", 0.8)]:
+    _register_rho(_name, _rho)
+
+for _name, _desc in [("same_scenes", "test-region crops of the in-distribution photographs, no object (scene)"),
+                     ("new_scenes", "crops of OOD-pool photographs, no object (scene)"),
+                     ("digits_same_scenes", "MNIST digits on test-region crops of the in-distribution photographs (object)"),
+                     ("digits_new_scenes", "MNIST digits on OOD-pool photographs (object)"),
+                     ("garments_new_scenes", "the ID test garments on OOD-pool photographs (covariate shift, not OOD)")]:
+    def _make(name, desc):
+        @register(name, prepare=_RHO_PREPARE, description=desc)
+        def _load(root: Path, split: str) -> ImageSet:
+            return load_image_file(root / "scenes56" / f"{name}.pt", name, _RHO_PREPARE, root)
+    _make(_name, _desc)
+
 # %% ../nbs/04_data.ipynb #7f30181e
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -380,18 +407,25 @@ class Benchmark:
     mean: tuple
     std: tuple
     val_ood: str = "shuffled_patches"   # synthetic, built from the ID validation split (see below)
-    groups: dict = field(default_factory=dict)   # group name -> OOD sets it averages (near / far), fixed in advance
+    groups: dict = field(default_factory=dict)   # group name -> OOD sets it averages, fixed before any result
     offline: bool = False      # every set is prepared from the package registries, without the internet
+    covariate: tuple = ()      # covariate-shifted ID sets: scored like OOD sets, never averaged with them
 
     def __post_init__(self):
         stray = {s for sets in self.groups.values() for s in sets} - set(self.ood_sets)
         if stray:
             raise ValueError(f"benchmark {self.name}: groups name sets that are not its OOD sets: {sorted(stray)}")
+        if set(self.covariate) & set(self.ood_sets):
+            raise ValueError(f"benchmark {self.name}: a covariate-shifted set cannot also be an OOD set")
 
 BENCHMARKS = {
     "fmnist": Benchmark("fmnist", "fashion_mnist", OFFLINE_OOD, 10, 1, 28, (0.2860,), (0.3530,), offline=True),
     "fmnist_scenes": Benchmark("fmnist_scenes", "fmnist_scenes", SCENES_NEAR + SCENES_FAR, 10, 1, 56, (0.5142,), (0.2343,),
                                groups={"near": SCENES_NEAR, "far": SCENES_FAR}, offline=True),
+    **{name: Benchmark(name, name, SCENE_SETS + OBJECT_SETS + SCENES_FAR, 10, 1, 56, mean, std, offline=True,
+                       groups={"scene": SCENE_SETS, "object": OBJECT_SETS, "texture": SCENES_FAR[:1],
+                               "noise": SCENES_FAR[1:]}, covariate=COVARIATE_SETS)
+       for name, mean, std in [("scenes_rho0", (0.4936,), (0.2379,)), ("scenes_rho0.8", (0.4922,), (0.2370,))]},
     "cifar10": Benchmark("cifar10", "cifar10", CIFAR_OOD, 10, 3, 224, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "cifar10_32": Benchmark("cifar10_32", "cifar10", CIFAR_OOD, 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "imagenet": Benchmark("imagenet", "imagenet", IMAGENET_OOD, 1000, 3, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),

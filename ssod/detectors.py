@@ -19,8 +19,8 @@ from .methods import rotate
 
 # %% auto #0
 __all__ = ['DETECTORS', 'register_detector', 'MSP', 'energy_score', 'Energy', 'perturbed_outputs', 'InputDetector', 'ODIN',
-           'Mahalanobis', 'kth_neighbour_distance', 'KNN', 'ReAct', 'SSOD', 'SSODPosterior', 'GODIN', 'MOS', 'CSI',
-           'detector_class', 'make_detector', 'detector_names', 'tune']
+           'Mahalanobis', 'kth_neighbour_distance', 'KNN', 'ReAct', 'SSOD', 'SSODPosterior', 'SSODBlocks', 'GODIN',
+           'MOS', 'CSI', 'detector_class', 'make_detector', 'detector_names', 'tune']
 
 # %% ../nbs/07_detectors.ipynb #9c35797e
 DETECTORS: dict = {}   # name -> Detector class, filled by @register_detector
@@ -238,6 +238,21 @@ class SSODPosterior(Detector):
     name, group, needs_ood_head, order = "ssod_posterior", "ssod", True, 7
     def score(self, outputs):
         return MSP().score(outputs) * SSOD().score(outputs)
+
+# %% ../nbs/07_detectors.ipynb #153cceba
+@register_detector
+class SSODBlocks(Detector):
+    "Control for Eq. 10: the mean over blocks of Sigmoid(f_ood(X_hw)), the OOD head of Eq. 8 on every block."
+    name, needs_inputs, group, needs_ood_head, order = "ssod_blocks", True, "control", True, 7.5
+
+    @torch.no_grad()
+    def score_inputs(self, model, ds, transform, device="cpu", precision="auto", batch_size=512):
+        precision, scores = resolve_precision(precision, device), []
+        for x, _ in eval_batches(model, ds, transform, batch_size, device):
+            with autocast(torch.device(device), precision):
+                o = model(x, blocks=True)
+            scores.append(torch.sigmoid(o.block_id_logits.float()).mean((1, 2)).cpu())
+        return torch.cat(scores)
 
 # %% ../nbs/07_detectors.ipynb #5a3fb09e
 def _method_head(cls, model, attr: str):

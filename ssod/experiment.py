@@ -17,7 +17,7 @@ import torch
 from .config import TrainConfig, make_config, PRESETS
 from .runtime import resolve_device, resolve_precision, runtime_info
 from .data import DataNotFound, fixture_sets, get_benchmark, load_dataset
-from .train import Trainer, model_from_checkpoint
+from .train import Trainer, model_from_checkpoint, resolve_checkpoint, check_init
 from .detectors import detector_class, detector_names
 from .methods import METHODS
 from .results import evaluate_model, write_record, code_version, record_table
@@ -25,7 +25,7 @@ from .metrics import METRIC_DEFINITIONS
 
 # %% auto #0
 __all__ = ['default_detectors', 'check_out_dir', 'check_data', 'candidate_values', 'check_run', 'run_record', 'evaluate', 'run',
-           'resolve_checkpoint', 'evaluate_checkpoint', 'build_parser', 'main']
+           'evaluate_checkpoint', 'build_parser', 'main']
 
 # %% ../nbs/09_experiment.ipynb #8f330a37
 def default_detectors(cfg: TrainConfig) -> list:
@@ -47,9 +47,9 @@ def check_out_dir(path) -> Path:
     return path
 
 def check_data(cfg: TrainConfig, ood_sets=None) -> int:
-    "Load every data set the run reads (ID splits, validation OOD, test OOD); all missing ones in one error. Returns #train."
+    "Load every data set the run reads (ID splits, validation OOD, test OOD); all missing ones in one error. Returns how many training images detectors fit on."
     bench, root = get_benchmark(cfg.benchmark), cfg.data_root or None
-    needed = [(bench.id_set, s) for s in ("train", "val", "test")] + [(o, "test") for o in (ood_sets or bench.ood_sets)]
+    needed = [(bench.id_set, s) for s in ("train", "val", "test")] + [(o, "test") for o in (ood_sets or bench.ood_sets + bench.covariate)]
     if bench.val_ood != "shuffled_patches":  # else it is made from the ID validation split, checked above
         needed.append((bench.val_ood, "test"))
     missing, n_train = [], 0
@@ -61,7 +61,7 @@ def check_data(cfg: TrainConfig, ood_sets=None) -> int:
             missing.append(str(e))
     if missing:
         raise DataNotFound(f"{len(missing)} data set(s) this run reads are missing:\n" + "\n".join(missing))
-    return min(n_train, cfg.limit_train) if cfg.limit_train else n_train
+    return min(n_train, cfg.fit_limit) if cfg.fit_limit else n_train
 
 def candidate_values(cls, fixed: dict, tune: bool = True) -> dict:
     "{hyperparameter: values the evaluation may use}: the fixed ones, else the grid when tuning, else the defaults."
@@ -87,6 +87,7 @@ def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = N
         if cls.needs_ood_head and cfg.alpha == 0:
             raise ValueError(f"detector {name!r} reads the OOD head, which alpha = 0 does not train")
     check_out_dir(cfg.out_dir)
+    check_init(cfg)
     n_fit = check_data(cfg)
     for name, cls in classes.items():
         if cls.needs_fit:
@@ -103,6 +104,7 @@ def run_record(cfg: TrainConfig, ev: dict, device, precision: str, data_root=Non
             "data": {"fixtures": fixtures},
             "runtime": runtime_info(device, precision), "metric_definitions": METRIC_DEFINITIONS,
             "id_acc": ev["id_acc"], "ood": ev["ood"], "ood_avg": ev["ood_avg"], "ood_groups": ev["ood_groups"],
+            **{k: ev[k] for k in ("covariate", "covariate_acc") if k in ev},
             "tuned": ev["tuned"],
             "tuning_auroc": ev["tuning_auroc"],
             "timing": {"eval_s": ev["eval_s"], "feature_pass_s": ev["feature_pass_s"], "detector_s": ev["detector_s"]}}
@@ -112,7 +114,7 @@ def evaluate(model, cfg: TrainConfig, detectors, detector_params, tune, device, 
     return evaluate_model(model, kw.pop("benchmark", None) or cfg.benchmark, detectors, detector_params, tune, device,
                           precision, batch_size=cfg.eval_batch_size or cfg.batch_size, channels_last=cfg.channels_last,
                           image_size=cfg.image_size, limit_eval=kw.pop("limit_eval", cfg.limit_eval),
-                          limit_fit=cfg.limit_train, limit_tune=cfg.limit_tune,
+                          limit_fit=cfg.fit_limit, limit_tune=cfg.limit_tune,
                           root=kw.pop("data_root", None) or cfg.data_root or None, log=log, **kw)
 
 def run(cfg: TrainConfig, detectors=None, tune: bool = True, detector_params: dict | None = None,
@@ -133,18 +135,6 @@ def run(cfg: TrainConfig, detectors=None, tune: bool = True, detector_params: di
     return record
 
 # %% ../nbs/09_experiment.ipynb #61daa202
-def resolve_checkpoint(path) -> Path:
-    "A checkpoint file, or the checkpoint a run folder selected (best.pt, else last.pt)."
-    path = Path(path)
-    if path.is_dir():
-        for name in ("checkpoints/best.pt", "checkpoints/last.pt", "best.pt", "last.pt"):
-            if (path / name).exists():
-                return path / name
-        raise FileNotFoundError(f"no checkpoint in {path} (looked for checkpoints/best.pt and checkpoints/last.pt)")
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    return path
-
 def evaluate_checkpoint(checkpoint, out_dir, detectors=None, ood_sets=None, benchmark=None, tune: bool = True,
                         detector_params: dict | None = None, device="auto", precision=None, limit_eval: int | None = None,
                         data_root=None, cache_features: bool = False, log=print) -> dict:

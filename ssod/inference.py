@@ -14,7 +14,7 @@ import torch
 from .framework import Outputs
 from .data import ImageSet, BatchTransform, make_loader
 from .runtime import autocast, resolve_precision, save_atomic
-from .sampler import sampler_vs_mask
+from .sampler import sampler_vs_mask, target_confidence
 
 # %% auto #0
 __all__ = ['eval_transform', 'eval_batches', 'predict', 'limit', 'accuracy', 'sampler_diagnostic', 'model_fingerprint',
@@ -68,16 +68,19 @@ def accuracy(outputs: Outputs) -> float:
 @torch.no_grad()
 def sampler_diagnostic(model, ds: ImageSet, transform: BatchTransform, block_labels, batch_size: int = 512,
                        device="cpu", precision: str = "auto", channels_last: bool = False) -> dict:
-    "Eq. 7's labels (`block_labels(NetOutput, y)`, e.g. `SSODLoss.block_labels`) on `ds` against its object masks."
+    """Eq. 7's labels (`block_labels(NetOutput, y)`, e.g. `SSODLoss.block_labels`) on `ds` against its object masks,
+    split by correctly and wrongly classified images, with the locality of the target-class confidence (`sampler_vs_mask`)."""
     if ds.masks is None:
         raise ValueError(f"{ds.name or 'this image set'} has no object masks")
     precision = resolve_precision(precision, device)
-    labels = []
+    labels, conf, correct = [], [], []
     for x, y in eval_batches(model, ds, transform, batch_size, device, channels_last, 0):
         with autocast(torch.device(device), precision):
             out = model(x, blocks=True)
         labels.append(block_labels(out, y).cpu())
-    return sampler_vs_mask(torch.cat(labels), ds.masks)
+        conf.append(target_confidence(out.block_logits, y).cpu())
+        correct.append((out.logits.argmax(1) == y).cpu())
+    return sampler_vs_mask(torch.cat(labels), ds.masks, torch.cat(correct), torch.cat(conf))
 
 # %% ../nbs/04c_inference.ipynb #007b6223
 def model_fingerprint(model) -> str:

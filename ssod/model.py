@@ -9,7 +9,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .framework import Outputs
+from .framework import Outputs, upcast
 from .sampler import apply_per_block
 
 # %% auto #0
@@ -152,6 +152,11 @@ class SSODNet(nn.Module):
 
     def forward(self, x: torch.Tensor, blocks: bool = False) -> NetOutput:
         X = self.backbone(x)
+        with torch.autocast(X.device.type, enabled=False):  # heads and scores in fp32: bf16 logits tie
+            return self.heads(upcast(X), blocks)
+
+    def heads(self, X: torch.Tensor, blocks: bool = False) -> NetOutput:
+        "Eq. 6, 8 and 10 on a feature map X (B x C x H x W)."
         gap = X.mean((2, 3))
         out = NetOutput(logits=self.cls_head(gap), features=gap, id_logit=self.ood_head(gap)[..., 0])
         if self.proj_head is not None:

@@ -59,6 +59,10 @@ def evaluate_model(model, benchmark: str, detectors=None, params: dict | None = 
     id_out = outputs(bench.id_set, "test")
     record = {"id_acc": 100 * accuracy(id_out), "ood": {}, "tuned": {}, "tuning_auroc": {}}
     ood_names = list(bench.ood_sets if ood_sets is None else ood_sets)
+    shifted = list(bench.covariate if ood_sets is None else [])  # scored as OOD sets are, kept apart from them
+    if shifted:
+        record["covariate"] = {}
+        record["covariate_acc"] = {c: 100 * accuracy(outputs(c, "test")) for c in shifted}
     inputs_kw = dict(transform=tf, device=device, precision=precision, batch_size=batch_size)
     n_tune = min(n for n in (limit_eval, limit_tune) if n) if (limit_eval or limit_tune) else 0
     record["detector_s"] = {}
@@ -86,6 +90,8 @@ def evaluate_model(model, benchmark: str, detectors=None, params: dict | None = 
         s_id = score(bench.id_set, "test")
         for ood in ood_names:
             record["ood"].setdefault(ood, {})[name] = ood_metrics(s_id, score(ood, "test"))
+        for c in shifted:
+            record["covariate"].setdefault(c, {})[name] = ood_metrics(s_id, score(c, "test"))
         record["detector_s"][name] = time.time() - t_det - (cache.seconds - t_pass)  # excluding shared feature passes
         log(f"  {name}: {det}  ({record['detector_s'][name]:.1f}s)")
     record["ood_avg"] = average_over_sets(record["ood"])
@@ -161,7 +167,7 @@ def read_record(path) -> dict:
 
 # %% ../nbs/08_results.ipynb #2115aa42
 def record_table(rec: dict, metrics=("fpr95", "auroc"), detectors=None, label: str | None = None) -> pd.DataFrame:
-    "Detectors x (OOD set, metric) table of a record, with the near / far groups, the average over sets and ID accuracy."
+    "Detectors x (OOD set, metric) table of a record, with the groups of sets, the average over sets, covariate-shifted sets and ID accuracy."
     dets = detectors or list(rec["ood_avg"])
     cols = {}
     for ood, per_det in rec["ood"].items():
@@ -172,6 +178,9 @@ def record_table(rec: dict, metrics=("fpr95", "auroc"), detectors=None, label: s
             cols[(g, m)] = [per_det.get(d, {}).get(m) for d in dets]
     for m in metrics:
         cols[("average", m)] = [rec["ood_avg"].get(d, {}).get(m) for d in dets]
+    for c, per_det in rec.get("covariate", {}).items():   # covariate shift: not OOD, not in the average
+        for m in metrics:
+            cols[(f"{c} (covariate)", m)] = [per_det.get(d, {}).get(m) for d in dets]
     cols[("", "id_acc")] = [rec["id_acc"]] * len(dets)
     index = [f"{d} ({label})" if label else d for d in dets]
     return pd.DataFrame(cols, index=index).round(2)
@@ -190,7 +199,8 @@ def sampler_summary(rec: dict) -> str:
     return (f"sampler at epoch {hist[-1]['epoch']} (ID validation, true masks): {pct(d['id_blocks'])} of blocks ID, "
             f"{pct(d['ood_blocks'])} OOD; OOD labels on background {pct(d['ood_on_background'])}, ID labels on object "
             f"{pct(d['id_on_object'])}; OOD-label rate on background {pct(d['ood_rate_background'])} vs on object "
-            f"{pct(d['ood_rate_object'])}")
+            f"{pct(d['ood_rate_object'])}" + (f" (gap {100 * d['ood_rate_gap']:+.1f} points; chance 0)"
+                                              if d.get("ood_rate_gap") is not None else ""))
 
 def fixture_warning(fixtures) -> str | None:
     "The warning every summary and table made from fixture data carries (`data.fixtures` of a record), else None."

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from .runtime import resolve_device, resolve_precision
-from .data import checkout_dir
+from .data import checkout_dir, get_benchmark
 from .config import RESUME_KEYS_IGNORED, TrainConfig, make_config
 from .metrics import METRICS
-from .results import read_record, write_record, average_over_sets
+from .results import read_record, write_record, average_over_sets, group_averages
 
 # %% auto #0
 __all__ = ['run_key', 'run_name', 'ResultsStore', 'mean_std', 'seed_stat']
@@ -35,30 +35,40 @@ def run_name(cfg: TrainConfig) -> str:
 
 # %% ../nbs/10_store.ipynb #51f3bce1
 class ResultsStore:
-    "Run records under `root` (default: runs/store in the project checkout, else in the working directory), one folder per training configuration."
-    def __init__(self, root=None, log=print, progress: bool = True):
+    """Run records under `root` (default: runs/store in the project checkout, else in the working directory), one folder
+    per training configuration. `archive`: a folder of committed records in the same layout (e.g. figures/study_runs),
+    read when `root` lacks a run, so that tables regenerate without retraining."""
+    def __init__(self, root=None, log=print, progress: bool = True, archive=None):
         if root is None:   # the same store whichever folder of the checkout a notebook or script runs in
             root = (checkout_dir() or Path.cwd()) / "runs" / "store"
         self.root, self.log, self.progress = Path(root), log, progress
+        self.archive = Path(archive) if archive else None
 
     def folder(self, cfg: TrainConfig) -> Path:
         return self.root / run_name(cfg)
 
-    def _finished(self, cfg) -> dict | None:
-        path = self.folder(cfg) / "record.json"
-        return read_record(path) if path.exists() else None
+    def _record(self, cfg, eval_name: str | None = None) -> tuple[dict | None, bool]:
+        "(record of `cfg` (or of its evaluation `eval_name`), whether it came from the archive)."
+        rel = Path(run_name(cfg)) / ("eval" if eval_name else "") / (eval_name or "") / "record.json"
+        for base, archived in ((self.root, False), (self.archive, True)):
+            if base is not None and (base / rel).exists():
+                return read_record(base / rel), archived
+        return None, False
 
     def ensure(self, cfg: TrainConfig, detectors, tune: bool = True, detector_params: dict | None = None) -> dict:
         "The record of `cfg` with at least `detectors` (trains or evaluates only what is missing)."
         detectors, params = list(detectors), detector_params or {}
         folder = self.folder(cfg)
-        rec = self._finished(cfg)
+        rec, archived = self._record(cfg)
         if rec is not None:
             same_protocol = rec["config"].get("tune") == tune and rec["config"].get("detector_params", {}) == params
             missing = ([d for d in detectors if d not in rec["ood_avg"]] if same_protocol
                        else list(dict.fromkeys(list(rec["ood_avg"]) + detectors)))
             if not missing:
                 return rec
+            if archived:
+                raise ValueError(f"the archived record of {folder.name} lacks {missing} and its checkpoint is not in "
+                                 f"{self.root}: train it again (remove it from {self.archive}) or ask for fewer detectors")
             self.log(f"store: evaluating {missing} on {folder.name}")
             return self._add_detectors(folder, rec, missing, tune, params)
         self.log(f"store: training {folder.name}")
@@ -66,10 +76,24 @@ class ResultsStore:
         return run(replace(cfg, out_dir=str(folder)), detectors, tune, params or None, progress=self.progress,
                    log=self.log)
 
+    def evaluation(self, cfg: TrainConfig, name: str, detectors, tune: bool = True, detector_params: dict | None = None,
+                   precision: str | None = None) -> dict:
+        """A second evaluation of the network of `cfg` under another protocol (its detectors at their papers' defaults,
+        another precision, ...), kept as `{run}/eval/{name}/record.json` beside the training record, which it never
+        touches. Trains `cfg` first if needed."""
+        rec, _ = self._record(cfg, name)
+        if rec is not None:
+            return rec
+        self.ensure(cfg, [])
+        from ssod.experiment import evaluate_checkpoint
+        self.log(f"store: evaluation {name!r} of {self.folder(cfg).name}")
+        return evaluate_checkpoint(self.folder(cfg), self.folder(cfg) / "eval" / name, detectors=list(detectors),
+                                   tune=tune, detector_params=detector_params or None, precision=precision,
+                                   log=self.log)
+
     def model(self, cfg: TrainConfig, detectors=("ssod",), device="cpu", **kw) -> tuple:
         "(trained network, record) of `cfg`: `ensure` it, then load its selected checkpoint (the tutorial's way in)."
-        from ssod.experiment import resolve_checkpoint
-        from ssod.train import model_from_checkpoint
+        from ssod.train import model_from_checkpoint, resolve_checkpoint
         rec = self.ensure(cfg, detectors, **kw)
         return model_from_checkpoint(resolve_checkpoint(self.folder(cfg)), device)[0], rec
 
@@ -78,9 +102,11 @@ class ResultsStore:
         tmp = folder / "_eval"
         ev = evaluate_checkpoint(folder, tmp, detectors=missing, tune=tune, detector_params=params or None,
                                  device=rec["config"].get("device", "auto"), log=self.log)
-        for ood, per_det in ev["ood"].items():
-            rec["ood"].setdefault(ood, {}).update(per_det)
+        for key in ("ood", "covariate"):
+            for ood, per_det in ev.get(key, {}).items():
+                rec.setdefault(key, {}).setdefault(ood, {}).update(per_det)
         rec["ood_avg"] = average_over_sets(rec["ood"])
+        rec["ood_groups"] = group_averages(rec["ood"], get_benchmark(rec["config"]["benchmark"]).groups)
         rec["tuned"].update(ev["tuned"])
         rec.setdefault("tuning_auroc", {}).update(ev.get("tuning_auroc", {}))
         rec["config"]["detectors"] = list(dict.fromkeys(rec["config"].get("detectors", []) + list(missing)))
@@ -93,6 +119,19 @@ class ResultsStore:
     def seeds(self, cfg: TrainConfig, seeds, detectors, **kw) -> list:
         "Records of `cfg` for every seed in `seeds`."
         return [self.ensure(replace(cfg, seed=s), detectors, **kw) for s in seeds]
+
+    def archive_records(self, cfgs, dest=None) -> list:
+        "Copy the records of `cfgs` (training record and every evaluation record, no checkpoint) under `dest` (default: the archive)."
+        dest, out = Path(dest or self.archive), []
+        for cfg in cfgs:
+            src = self.folder(cfg)
+            for rec in [src / "record.json", *sorted((src / "eval").glob("*/record.json"))]:
+                if rec.exists():
+                    target = dest / rec.relative_to(self.root)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(rec, target)
+                    out.append(target)
+        return out
 
 # %% ../nbs/10_store.ipynb #ce0a6c22
 def mean_std(values) -> tuple:

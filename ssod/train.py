@@ -21,11 +21,12 @@ from .runtime import resolve_device, resolve_precision, autocast, set_threads, s
 from .distributed import init_distributed, convert_sync_bn, reduce_over_processes, mean_over_processes
 from .losses import SSODLoss
 from .methods import method_views, build_method_model, make_objective, mos_groups
-from .data import BatchTransform, get_benchmark, load_dataset, make_loader
+from .data import BatchTransform, checkout_dir, get_benchmark, load_dataset, make_loader
 from .inference import eval_transform, predict, limit, accuracy, sampler_diagnostic
 
 # %% auto #0
-__all__ = ['SAMPLER_CHECK_IMAGES', 'lr_factor', 'CheckpointError', 'load_checkpoint', 'model_from_checkpoint', 'Trainer']
+__all__ = ['SAMPLER_CHECK_IMAGES', 'lr_factor', 'CheckpointError', 'load_checkpoint', 'resolve_checkpoint',
+           'model_from_checkpoint', 'init_path', 'check_init', 'Trainer']
 
 # %% ../nbs/05_train.ipynb #013de83f
 def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
@@ -59,6 +60,18 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         raise CheckpointError(f"{path} is not an ssod checkpoint (no 'model'/'config' entries)")
     return ckpt
 
+def resolve_checkpoint(path) -> Path:
+    "A checkpoint file, or the checkpoint a run folder selected (best.pt, else last.pt)."
+    path = Path(path)
+    if path.is_dir():
+        for name in ("checkpoints/best.pt", "checkpoints/last.pt", "best.pt", "last.pt"):
+            if (path / name).exists():
+                return path / name
+        raise FileNotFoundError(f"no checkpoint in {path} (looked for checkpoints/best.pt and checkpoints/last.pt)")
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    return path
+
 # %% ../nbs/05_train.ipynb #c3687584
 def model_from_checkpoint(path, device="cpu"):
     "(model in eval mode, TrainConfig) from an ssod checkpoint (`last.pt` or `best.pt`)."
@@ -78,6 +91,31 @@ def model_from_checkpoint(path, device="cpu"):
     if cfg.precision == "fp64":
         model = model.double()
     return model.to(device).eval(), cfg
+
+# %% ../nbs/05_train.ipynb #922f2374
+def init_path(path) -> Path:
+    "The checkpoint `init_from` names: a relative path from the checkout's root (else the working directory)."
+    p = Path(path)
+    if not p.is_absolute():
+        p = (checkout_dir() or Path.cwd()) / p
+    return resolve_checkpoint(p)
+
+def check_init(cfg: TrainConfig) -> Path | None:
+    "The checkpoint of `cfg.init_from`, checked against `cfg` (architecture, OOD head, classes); None without one."
+    if not cfg.init_from:
+        return None
+    try:
+        path = init_path(cfg.init_from)
+    except FileNotFoundError as e:
+        raise ValueError(f"init_from: {e}") from None
+    src = load_checkpoint(path)["config"]
+    same = ("arch", "ood_head", "method", "proj_dim")
+    diff = [f"{k} {src.get(k)!r} there, {getattr(cfg, k)!r} here" for k in same if src.get(k) != getattr(cfg, k)]
+    if get_benchmark(src.get("benchmark", cfg.benchmark)).num_classes != get_benchmark(cfg.benchmark).num_classes:
+        diff.append("a different number of classes")
+    if diff:
+        raise ValueError(f"init_from {path} does not fit this run: " + "; ".join(diff))
+    return path
 
 # %% ../nbs/05_train.ipynb #61146c9e
 SAMPLER_CHECK_IMAGES = 1000   # ID validation images the per-epoch sampler diagnostic looks at
@@ -126,6 +164,8 @@ def build(self: Trainer, steps_per_epoch: int):
     self.model = build_method_model(self.cfg.method, self.cfg.arch, self.bench.num_classes, self.bench.in_channels,
                                     self.cfg.pretrained, self.cfg.ood_head, self.cfg.freeze_backbone,
                                     self.cfg.freeze_cls, self.groups, self.cfg.proj_dim).to(self.device)
+    if self.cfg.init_from:  # fine-tuning: the other run's weights, a fresh optimiser and schedule
+        self.model.load_state_dict(load_checkpoint(check_init(self.cfg), self.device)["model"])
     if self.cfg.alpha == 0:
         self.model.ood_head.requires_grad_(False)   # the vanilla network: f_ood is not trained
     if self.world_size > 1 and self.cfg.sync_bn:

@@ -9,7 +9,7 @@ from ssod.data import DataNotFound, load_dataset
 from ssod.config import make_config
 from ssod.train import CheckpointError, Trainer, load_checkpoint
 
-TINY = dict(epochs=1, batch_size=64, limit_train=256, limit_eval=128, precision="fp32")
+TINY = dict(benchmark="fmnist", epochs=1, batch_size=64, limit_train=256, limit_eval=128, precision="fp32")
 
 
 def test_missing_data_folder(tmp_path):

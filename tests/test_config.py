@@ -18,7 +18,7 @@ from ssod.framework import Detector
 from ssod.results import read_record
 from ssod.train import Trainer
 
-TINY = dict(epochs=1, batch_size=64, limit_train=256, limit_eval=128, precision="fp32")
+TINY = dict(benchmark="fmnist", epochs=1, batch_size=64, limit_train=256, limit_eval=128, precision="fp32")
 
 
 def papermill(repo_root, tmp_path, *params):
@@ -55,7 +55,7 @@ def test_loss_hyperparameters_are_defined_once():
 
 
 def test_preset_values_survive_the_notebook(repo_root, tmp_path, data_root):
-    r = papermill(repo_root, tmp_path, "-p", "preset", "released", "-p", "epochs", "1", "-p", "limit_train", "256",
+    r = papermill(repo_root, tmp_path, "-p", "preset", "released", "-p", "benchmark", "fmnist", "-p", "epochs", "1", "-p", "limit_train", "256",
                   "-p", "limit_eval", "128", "-p", "detectors", "msp,ssod", "-p", "out_dir", str(tmp_path / "rel"))
     assert r.returncode == 0, r.stderr[-3000:]
     c = read_record(tmp_path / "rel")["config"]
@@ -63,7 +63,8 @@ def test_preset_values_survive_the_notebook(repo_root, tmp_path, data_root):
 
 
 def test_method_and_image_size_are_parameters(repo_root, tmp_path, data_root):
-    r = papermill(repo_root, tmp_path, "-p", "method", "godin", "-p", "image_size", "32", "-p", "epochs", "1",
+    r = papermill(repo_root, tmp_path, "-p", "method", "godin", "-p", "benchmark", "fmnist", "-p", "image_size", "32",
+                  "-p", "epochs", "1",
                   "-p", "limit_train", "256", "-p", "limit_eval", "128", "-p", "tune", "False",
                   "-p", "out_dir", str(tmp_path / "godin"))
     assert r.returncode == 0, r.stderr[-3000:]

@@ -15,7 +15,7 @@ import torch
 
 from ssod.train import load_checkpoint
 
-TINY = dict(epochs=2, batch_size=64, limit_train=128, limit_eval=64, precision="fp64", channels_last="false",
+TINY = dict(benchmark="fmnist", epochs=2, batch_size=64, limit_train=128, limit_eval=64, precision="fp64", channels_last="false",
             num_threads=1)
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 

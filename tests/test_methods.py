@@ -22,7 +22,7 @@ CASES = [("godin", "godin", 10000, 0.6), ("mos", "mos", 10000, 0.8), ("supcon", 
 
 @pytest.mark.parametrize("method,detector,n_train,min_auroc", CASES)
 def test_method_score_direction(tmp_path, data_root, method, detector, n_train, min_auroc):
-    cfg = make_config("demo", method=method, epochs=2, batch_size=64, limit_train=n_train, augment="none",
+    cfg = make_config("demo", benchmark="fmnist", method=method, epochs=2, batch_size=64, limit_train=n_train, augment="none",
                       out_dir=str(tmp_path / method))
     trainer = Trainer(cfg, progress=False, log=lambda *a: None).fit()
     model = trainer.model.eval()
@@ -44,7 +44,7 @@ def test_method_score_direction(tmp_path, data_root, method, detector, n_train, 
 
 
 def test_method_scores_need_their_networks(tmp_path, data_root):
-    cfg = make_config("demo", epochs=1, batch_size=64, limit_train=256, out_dir=str(tmp_path / "ssod"))
+    cfg = make_config("demo", benchmark="fmnist", epochs=1, batch_size=64, limit_train=256, out_dir=str(tmp_path / "ssod"))
     model = Trainer(cfg, progress=False, log=lambda *a: None).fit().model
     for name in ("mos", "csi"):
         with pytest.raises(ValueError, match=f"needs a network trained with method='{name}'"):

@@ -17,7 +17,9 @@ def test_train_notebook_writes_record(tmp_path, repo_root, data_root):
     assert r.returncode == 0, r.stderr[-3000:]
     rec = read_record(out_dir)
     assert rec["config"]["alpha"] == 1.5 and rec["config"]["epochs"] == 1 and rec["config"]["limit_train"] == 1000
-    assert set(rec["ood"]) == {"mnist", "digits", "textures", "scenes", "noise"}
+    assert rec["config"]["benchmark"] == "fmnist_scenes"   # the default: objects in scenes, as make demo trains
+    assert set(rec["ood"]) == {"mnist_scenes", "empty_scenes", "textures56", "uniform_noise56", "gaussian_noise56_sigma64",
+                               "smooth_noise56"}
     for per_det in rec["ood"].values():
         assert set(per_det) == {"msp", "energy", "knn", "ssod", "ssod_posterior"}
         for m in per_det.values():
@@ -31,7 +33,7 @@ def test_train_notebook_writes_record(tmp_path, repo_root, data_root):
 def test_alpha_zero_is_the_vanilla_network(tmp_path, repo_root, data_root):
     out_dir = tmp_path / "ce"
     cmd = [str(Path(sys.executable).parent / "papermill"), "nbs/train.ipynb", str(tmp_path / "ce.ipynb"),
-           "-p", "alpha", "0", "-p", "epochs", "1", "-p", "limit_train", "500", "-p", "limit_eval", "200",
+           "-p", "alpha", "0", "-p", "benchmark", "fmnist", "-p", "epochs", "1", "-p", "limit_train", "500", "-p", "limit_eval", "200",
            "-p", "tune", "False", "-p", "out_dir", str(out_dir)]   # tuning is the other test's (and notebook 07's)
     r = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -14,7 +14,7 @@ from ssod.config import make_config
 from ssod.train import model_from_checkpoint
 from ssod.inference import accuracy, predict
 
-TINY = dict(epochs=1, batch_size=64, limit_train=256, limit_eval=128)
+TINY = dict(benchmark="fmnist", epochs=1, batch_size=64, limit_train=256, limit_eval=128)
 
 
 @pytest.fixture
@@ -106,3 +106,32 @@ def test_every_compared_number_uses_one_precision(tmp_path, data_root, precision
     assert again["runtime"]["precision"] == precision         # the checkpoint's precision rule, not a default
     assert again["id_acc"] == rec["id_acc"]
     assert again["ood"] == rec["ood"]
+
+
+def test_heads_and_scores_are_fp32_under_bf16_autocast():
+    """Training or evaluating in bf16 runs the backbone under autocast, but the heads and every score in fp32 on the
+    feature map cast to fp32: scores from bf16 logits would tie."""
+    from ssod.model import build_model
+    from ssod.detectors import MSP, SSOD
+    torch.manual_seed(0)
+    net = build_model("small_resnet", 10, 1, ood_head="linear").eval()
+    with torch.no_grad():   # a confident network: logits near 4-6, where bf16 steps by 1/32
+        net.cls_head.bias[0] = 4.0
+        net.ood_head.bias.fill_(6.0)
+    x = torch.randn(64, 1, 56, 56)
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = net(x, blocks=True)
+            X = net.backbone(x)
+        ref = net.heads(X.float(), blocks=True)
+    assert X.dtype == torch.bfloat16
+    for name in ("logits", "features", "id_logit", "block_logits", "block_id_logits"):
+        assert getattr(out, name).dtype == torch.float32, name
+        torch.testing.assert_close(getattr(out, name), getattr(ref, name), rtol=0, atol=0)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        old = net.heads(X)                                          # the heads in bf16, as autocast alone would run them
+    from ssod.framework import Outputs
+    for det in (MSP(), SSOD()):
+        fp32, bf16 = (len(torch.unique(det.score(Outputs(o.logits.float(), o.features.float(), o.id_logit.float()))))
+                      for o in (out, old))
+        assert fp32 > bf16, (det, fp32, bf16)                       # distinct scores: bf16 logits tie, fp32 ones less

@@ -6,7 +6,7 @@ from ssod.config import make_config
 
 from ssod.train import Trainer, load_checkpoint
 
-TINY = dict(epochs=3, batch_size=64, limit_train=384, limit_eval=200, precision="fp32", lr_schedule="step", lr_step=1)
+TINY = dict(benchmark="fmnist", epochs=3, batch_size=64, limit_train=384, limit_eval=200, precision="fp32", lr_schedule="step", lr_step=1)
 
 
 class Interrupt(Exception):
