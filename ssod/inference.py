@@ -5,6 +5,7 @@
 # %% ../nbs/04c_inference.ipynb #df4d7941
 from __future__ import annotations
 import hashlib
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -12,44 +13,62 @@ from pathlib import Path
 import torch
 
 from .framework import Outputs
-from .data import ImageSet, BatchTransform, make_loader
+from .data import FolderSet, ImageSet, BatchTransform, make_loader
 from .runtime import autocast, resolve_precision, save_atomic
 from .sampler import sampler_vs_mask, target_confidence
 
 # %% auto #0
 __all__ = ['eval_transform', 'eval_batches', 'predict', 'limit', 'accuracy', 'sampler_diagnostic', 'model_fingerprint',
-           'FeatureCache']
+           'dataset_fingerprint', 'FeatureCache']
 
 # %% ../nbs/04c_inference.ipynb #bc8a6bbd
 def eval_transform(bench, image_size: int = 0) -> BatchTransform:
     t = BatchTransform.for_benchmark(bench)
     return replace(t, size=image_size or bench.image_size)
 
-def eval_batches(model, ds, transform: BatchTransform, batch_size: int = 512, device="cpu",
+def _batches(ds, transform, batch_size, device, workers):
+    "(x, y) batches: ssod's image sets through its loader; a tensor in chunks; any other iterable (a DataLoader) as it is."
+    if isinstance(ds, (ImageSet, FolderSet)):
+        if transform is None:
+            raise ValueError(f"{ds.name or 'an ssod image set'} needs a BatchTransform (its normalisation and size)")
+        yield from make_loader(ds, batch_size, transform, device=device, workers=workers)
+    elif torch.is_tensor(ds):
+        for x in ds.split(batch_size):
+            yield x, None
+    else:
+        for batch in ds:
+            x, y = ((batch[0], batch[1] if len(batch) > 1 else None) if isinstance(batch, (tuple, list))
+                    else (batch, None))
+            yield x, (torch.as_tensor(y) if y is not None else None)
+
+def eval_batches(model, ds, transform: BatchTransform | None = None, batch_size: int = 512, device="cpu",
                  channels_last: bool = False, workers: int = 8):
-    "(x, y) batches of `ds` in the model's dtype (and memory format), the model in eval mode until the last one."
+    """(x, y) batches of `ds` on `device` in the model's dtype (and memory format), the model in eval mode until the
+    last one. `ds`: an ssod `ImageSet` / `FolderSet` (with its `transform`), a tensor batch of model-ready inputs, or any
+    iterable of such batches or of (x, y), such as a `torch.utils.data.DataLoader`."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
     dtype = next(model.parameters()).dtype
     try:
-        for x, y in make_loader(ds, batch_size, transform, device=device, workers=workers):
-            x = x.to(dtype)
+        for x, y in _batches(ds, transform, batch_size, device, workers):
+            x = x.to(device=device, dtype=dtype, non_blocking=True)
             yield (x.contiguous(memory_format=torch.channels_last) if channels_last else x), y
     finally:
         model.train(was_training)
 
 @torch.no_grad()
-def predict(model, ds, transform: BatchTransform, batch_size: int = 512, device="cpu",
+def predict(model, ds, transform: BatchTransform | None = None, batch_size: int = 512, device="cpu",
             precision: str = "auto", channels_last: bool = False, workers: int = 8) -> Outputs:
-    "One inference pass over `ds`: logits, pooled features, ID logits (and labels) in float32 on the CPU."
+    """One inference pass over `ds` (see `eval_batches`): logits, pooled features, ID logits (None for a network
+    without an OOD head) and labels, in float32 on the CPU."""
     precision = resolve_precision(precision, device)  # the rule training used (notebook 04b)
     parts = []
     for x, y in eval_batches(model, ds, transform, batch_size, device, channels_last, workers):
         with autocast(torch.device(device), precision):
             o = model(x)
-        parts.append(Outputs(o.logits.float().cpu(), o.features.float().cpu(), o.id_logit.float().cpu(),
-                             None if y is None else y.cpu()))
+        parts.append(Outputs(o.logits.float().cpu(), o.features.float().cpu(),
+                             None if o.id_logit is None else o.id_logit.float().cpu(), None if y is None else y.cpu()))
     return Outputs.cat(parts)
 
 def limit(ds: ImageSet, n: int) -> ImageSet:
@@ -91,6 +110,20 @@ def model_fingerprint(model) -> str:
         h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
 
+def dataset_fingerprint(ds) -> str:
+    "A short hash of what a data set holds: the image bytes and labels (in memory), or each file's path, size and mtime."
+    h = hashlib.sha1()
+    if isinstance(ds, ImageSet):
+        h.update(repr(tuple(ds.images.shape)).encode())
+        h.update(ds.images.contiguous().numpy().tobytes())
+    else:
+        for p in ds.paths:
+            st = os.stat(p)
+            h.update(f"{p}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    if ds.labels is not None:
+        h.update(ds.labels.contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
 class FeatureCache:
     "Outputs of `model` per data set, computed once (memory, and disk when `cache_dir` is set)."
     def __init__(self, model, transform: BatchTransform, device="cpu", precision="auto", batch_size: int = 512,
@@ -99,16 +132,18 @@ class FeatureCache:
         self.batch_size, self.channels_last = batch_size, channels_last
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.memory, self.passes, self.seconds = {}, 0, 0.0
-        self.key = model_fingerprint(model) if self.cache_dir else None
+        # on disk a pass is keyed by everything it depends on: weights, data, transform and precision
+        self.key = (hashlib.sha1(f"{model_fingerprint(model)}|{transform!r}|{resolve_precision(precision, device)}"
+                                 .encode()).hexdigest()[:16] if self.cache_dir else None)
 
-    def _path(self, key):
-        return self.cache_dir / f"{self.key}-{key}.pt"
+    def _path(self, key, ds):
+        return self.cache_dir / f"{self.key}-{key}-{dataset_fingerprint(ds)}.pt"
 
     def get(self, key: str, ds: ImageSet) -> Outputs:
         "Outputs for data set `ds`, stored under `key` (e.g. 'mnist-test-10000')."
         if key in self.memory:
             return self.memory[key]
-        path = self._path(key) if self.cache_dir else None
+        path = self._path(key, ds) if self.cache_dir else None
         if path is not None and path.exists():
             try:
                 d = torch.load(path, weights_only=True)

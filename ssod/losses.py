@@ -13,8 +13,8 @@ from .framework import upcast
 from .sampler import sample_blocks, released_sample_blocks, target_confidence, check_gamma, IGNORE
 
 # %% auto #0
-__all__ = ['BALANCES', 'Term', 'lwb_term', 'lw_term', 'balanced_resample', 'released_ood_term', 'ce_term', 'Loss', 'param',
-           'LossConfig', 'SSODLoss']
+__all__ = ['BALANCES', 'ALPHA_MAX', 'Term', 'lwb_term', 'lw_term', 'balanced_resample', 'released_ood_term', 'ce_term', 'Loss',
+           'param', 'LossConfig', 'SSODLoss']
 
 # %% ../nbs/03_losses.ipynb #1f2ea07b
 BALANCES = ("lwb", "lw", "dr")
@@ -107,9 +107,13 @@ class Loss:
         return loss, {**{name: v.item() for name, v in values.items()}, **self.stats}
 
 # %% ../nbs/03_losses.ipynb #f1cfc1f8
-def param(default, help: str):
-    "A dataclass field with a help text: the CLI and the papermill parameters of `nbs/train.ipynb` read it."
-    return field(default=default, metadata={"help": help})
+def param(default, help: str, optional: bool = False):
+    """A dataclass field with a help text: the CLI and the papermill parameters of `nbs/train.ipynb` read it.
+    `optional`: left out of a run's key (notebook 10) while at its default, a setting whose default is the behaviour
+    from before it existed, so that adding it keeps every earlier run's key."""
+    return field(default=default, metadata={"help": help, "optional": optional})
+
+ALPHA_MAX = 1000.0   # beyond it the OOD term swamps cross entropy and the loss overflows
 
 @dataclass
 class LossConfig:
@@ -123,8 +127,8 @@ class LossConfig:
     released_thresh: float = param(0.99, "the released sampler's max-softmax threshold")
 
     def __post_init__(self):
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha < math.inf:
-            raise ValueError(f"alpha must be a number >= 0 (Eq. 9), got {self.alpha!r}")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha <= ALPHA_MAX:
+            raise ValueError(f"alpha must be a number in [0, {ALPHA_MAX:g}] (Eq. 9; the paper uses 0.7-2.0), got {self.alpha!r}")
         check_gamma(self.gamma)
         if self.balance not in BALANCES:
             raise ValueError(f"unknown balance {self.balance!r}; use one of {BALANCES} (Table 5)")

@@ -4,6 +4,7 @@
 
 # %% ../nbs/06_metrics.ipynb #3f5eb176
 from __future__ import annotations
+import warnings
 import numpy as np
 import torch
 from sklearn.metrics import roc_curve, roc_auc_score, average_precision_score, precision_recall_curve, auc
@@ -14,8 +15,11 @@ __all__ = ['AUPR_METHODS', 'METRICS', 'METRICS_REQUIRED', 'METRIC_DEFINITIONS', 
 
 # %% ../nbs/06_metrics.ipynb #45c88242
 def _scores(id_scores, ood_scores):
-    s_id = np.asarray(id_scores.detach().cpu() if torch.is_tensor(id_scores) else id_scores, dtype=np.float64).ravel()
-    s_ood = np.asarray(ood_scores.detach().cpu() if torch.is_tensor(ood_scores) else ood_scores, dtype=np.float64).ravel()
+    s_id = np.asarray(id_scores.detach().cpu() if torch.is_tensor(id_scores) else id_scores, dtype=np.float64)
+    s_ood = np.asarray(ood_scores.detach().cpu() if torch.is_tensor(ood_scores) else ood_scores, dtype=np.float64)
+    if s_id.ndim != 1 or s_ood.ndim != 1:
+        raise ValueError(f"scores must be one number per image (1-D), got shapes {s_id.shape} and {s_ood.shape}; "
+                         "score with a detector first (e.g. MSP().score(outputs))")
     if s_id.size == 0 or s_ood.size == 0:
         raise ValueError(f"need ID and OOD scores, got {s_id.size} ID and {s_ood.size} OOD")
     if not (np.isfinite(s_id).all() and np.isfinite(s_ood).all()):
@@ -94,6 +98,9 @@ METRIC_DEFINITIONS = {
 def ood_metrics(id_scores, ood_scores) -> dict:
     "Every metric of `METRICS` for one (detector, OOD set) pair, in percent; see `METRIC_DEFINITIONS`."
     s_id, s_ood = _scores(id_scores, ood_scores)
+    if np.ptp(np.concatenate([s_id, s_ood])) == 0:
+        warnings.warn("every score is the same: the detector cannot tell ID from OOD, and the metrics are those of a "
+                      "constant (AUROC 50; the trapezoid AUPRs depend only on the class balance)", stacklevel=2)
     return {"fpr95": 100 * fpr_at_tpr(s_id, s_ood), "fpr95_ood_positive": 100 * fpr_at_tpr(s_id, s_ood, positive="ood"),
             "auroc": 100 * auroc(s_id, s_ood), "aupr_in": 100 * aupr_in(s_id, s_ood), "aupr_out": 100 * aupr_out(s_id, s_ood),
             "aupr_in_trapz": 100 * aupr_in(s_id, s_ood, method="trapezoid"),

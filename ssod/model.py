@@ -13,8 +13,8 @@ from .framework import Outputs, upcast
 from .sampler import apply_per_block
 
 # %% auto #0
-__all__ = ['ARCHS', 'BasicBlock', 'SmallResNet', 'receptive_field', 'torchvision_parts', 'LogitDifference', 'make_ood_head',
-           'NetOutput', 'SSODNet', 'build_model']
+__all__ = ['TORCHVISION', 'ARCHS', 'BasicBlock', 'SmallResNet', 'receptive_field', 'torchvision_parts', 'LogitDifference',
+           'make_ood_head', 'NetOutput', 'SSODNet', 'build_model']
 
 # %% ../nbs/02_model.ipynb #8e0a9932
 class BasicBlock(nn.Module):
@@ -76,6 +76,48 @@ def _first_conv_to(module: nn.Module, in_channels: int):
                 setattr(parent, name, new)
                 return
 
+TORCHVISION = "torchvision:"   # arch "torchvision:<name>": any torchvision CNN classifier, cut before its global pool
+
+def _with_classes(head: nn.Module, num_classes: int) -> nn.Module:
+    "The head with its last Linear giving `num_classes` outputs (kept as it is when it already does)."
+    linears = [(n, m) for n, m in head.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"the classifier {type(head).__name__} has no nn.Linear")
+    name, last = linears[-1]
+    if last.out_features == num_classes:
+        return head
+    new = nn.Linear(last.in_features, num_classes)
+    if name == "":
+        return new
+    parent = head.get_submodule(name.rsplit(".", 1)[0]) if "." in name else head
+    setattr(parent, name.rsplit(".", 1)[-1], new)
+    return head
+
+def _any_torchvision(name: str, num_classes: int, pretrained: bool):
+    """(trunk, C, head) of torchvision classification model `name`: its children up to its global average pool are the
+    trunk (the feature map X), what follows (Linear, activation and dropout layers) the vector head f_cls."""
+    import torchvision
+    if name not in torchvision.models.list_models(module=torchvision.models):
+        raise ValueError(f"torchvision has no classification model {name!r} (torchvision.models.list_models())")
+    net = torchvision.models.get_model(name, weights="DEFAULT" if pretrained else None)
+    if name.startswith("densenet"):   # its forward applies ReLU and the pool as functions
+        trunk, head = nn.Sequential(net.features, nn.ReLU()), net.classifier
+    else:
+        children = list(net.children())
+        pools = [i for i, m in enumerate(children) if isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1))]
+        if not pools:
+            raise ValueError(f"torchvision's {name} has no global average pool to cut at: ssod needs a CNN whose "
+                             "classifier reads GAP(X) (ResNets, RegNets, DenseNets, MobileNets, EfficientNets, ...)")
+        trunk, rest = nn.Sequential(*children[:pools[0]]), [m for m in children[pools[0] + 1:] if not isinstance(m, nn.Flatten)]
+        head = rest[0] if len(rest) == 1 else nn.Sequential(*rest)
+    odd = [type(m).__name__ for m in head.modules() if not isinstance(m, (nn.Sequential, nn.Linear, nn.Dropout, nn.ReLU,
+                                                                          nn.Hardswish, nn.SiLU, nn.GELU, nn.Identity))]
+    if odd:
+        raise ValueError(f"torchvision's {name} has a classifier with {sorted(set(odd))}: f_cls must act on one feature "
+                         "vector at a time (Linear, activation and dropout layers) to be applied to every block")
+    c = next(m for m in head.modules() if isinstance(m, nn.Linear)).in_features
+    return trunk, c, _with_classes(head, num_classes)
+
 def torchvision_parts(arch: str, num_classes: int, pretrained: bool = False):
     "Split a torchvision classifier into (trunk giving the feature map, channels C, vector classification head)."
     import torchvision   # here, not at the top: it takes seconds to import, and the small networks do without it
@@ -84,6 +126,8 @@ def torchvision_parts(arch: str, num_classes: int, pretrained: bool = False):
         net.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
         net.maxpool = nn.Identity()
         arch, pretrained = "resnet18", False
+    elif arch.startswith(TORCHVISION):
+        return _any_torchvision(arch[len(TORCHVISION):], num_classes, pretrained)
     else:
         weights = getattr(torchvision.models, _TV_WEIGHTS[arch]).DEFAULT if pretrained else None
         net = getattr(torchvision.models, arch)(weights=weights)
@@ -182,8 +226,8 @@ ARCHS = ("small_resnet", "small_resnet_local", "small_resnet_wide", "resnet18", 
 def build_model(arch: str = "small_resnet", num_classes: int = 10, in_channels: int = 3, pretrained: bool = False,
                 ood_head: str = "mlp", freeze_backbone: bool = False, freeze_cls: bool = False) -> SSODNet:
     "Build an `SSODNet` for `arch` (see `ARCHS`)."
-    if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r}; known architectures: {', '.join(ARCHS)}")
+    if arch not in ARCHS and not arch.startswith(TORCHVISION):
+        raise ValueError(f"unknown arch {arch!r}; known architectures: {', '.join(ARCHS)}, or {TORCHVISION}<name>")
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
     if arch.startswith("small_resnet"):

@@ -21,9 +21,9 @@ from .results import fixture_warning, read_record
 
 # %% auto #0
 __all__ = ['T1_SETS', 'TABLE1', 'T2_SETS', 'TABLE2', 'TABLE2_AVERAGE', 'T3_SETS', 'TABLE3', 'TABLE4', 'TABLE5', 'TABLE6', 'ROWS',
-           'SET_NAMES', 'SEEDS_FORMS', 'RowSpec', 'runnable', 'ablation_ood_set', 'fmt', 'method_table',
-           'setting_stats', 'setting_table', 'parse_seeds', 'parse_mapping', 'method_records', 'provenance',
-           'papermill_command', 'output_stem', 'table_stem', 'fixture_note', 'write_table']
+           'SET_NAMES', 'PAPER_BENCHMARKS', 'SEEDS_FORMS', 'RowSpec', 'runnable', 'ablation_ood_set', 'fmt',
+           'method_table', 'setting_stats', 'setting_table', 'parse_seeds', 'parse_mapping', 'method_records',
+           'provenance', 'papermill_command', 'output_stem', 'table_stem', 'fixture_note', 'write_table']
 
 # %% ../nbs/11_paper.ipynb #45b1597d
 T1_SETS = ["iNaturalist", "SUN", "Places"]
@@ -112,13 +112,15 @@ def fmt(mean, std=math.nan, digits=2) -> str:
         return "—"
     return f"{mean:.{digits}f}" + ("" if std is None or math.isnan(std) else f" ± {std:.{digits}f}")
 
+PAPER_BENCHMARKS = ("cifar10", "cifar10_32", "imagenet")   # the paper's own OOD sets: a difference to its numbers means something
+
 # %% ../nbs/11_paper.ipynb #a6a8c666
 def method_table(paper: dict, paper_sets: list, benchmark: str, ood_sets: list, records: dict,
                  paper_average: dict | None = None, extra_rows=("ReAct",), set_map: dict | None = None,
                  groups=()) -> pd.DataFrame:
     """paper: {method: ([fpr, auroc per paper set], id_acc)}; records: {method: [records over seeds] or None
     (not runnable)}; set_map: paper set -> our set (default: `SET_NAMES[benchmark]`); groups: our groups of sets
-    (near / far). Every cell the paper prints is shown. Returns a DataFrame indexed by (method, source)."""
+    (`Benchmark.groups`). Every cell the paper prints is shown. Returns a DataFrame indexed by (method, source)."""
     mapping = SET_NAMES.get(benchmark, {}) if set_map is None else set_map
     shared = {s: mapping[s] for s in paper_sets if mapping.get(s) in ood_sets}   # paper set -> our set in one column
     # columns: every paper set (ours beside it where we evaluate the same set), our other sets, our groups, averages
@@ -144,7 +146,7 @@ def method_table(paper: dict, paper_sets: list, benchmark: str, ood_sets: list, 
         ours = [seed_stat(recs, det, o, m) if o else (None, None) for _, _, o in sets for m in ("fpr95", "auroc")]
         ours += [seed_stat(recs, det, "id_acc")]
         rows.append([fmt(m, s) for m, s in ours]); index.append((method, "ours"))
-        if pv is not None:
+        if pv is not None and benchmark in PAPER_BENCHMARKS:   # elsewhere the sets differ: no difference to take
             rows.append([fmt(o[0] - p) if p is not None and o[0] is not None else "—" for o, p in zip(ours, pv)])
             index.append((method, "ours − paper"))
     return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["method", ""]),
@@ -156,16 +158,18 @@ def setting_stats(records: dict, detector: str, ood: str) -> dict:
     stats = {m: [seed_stat(r, detector, ood, m) for r in records.values()] for m in ("fpr95", "auroc")}
     return {**stats, "id_acc": [seed_stat(r, detector, "id_acc") for r in records.values()]}
 
-def setting_table(labels: list, paper: dict, ours: dict, index_name: str) -> pd.DataFrame:
+def setting_table(labels: list, paper: dict, ours: dict, index_name: str, benchmark: str | None = None) -> pd.DataFrame:
     """labels: row labels; paper: {metric: [values per label]}; ours: {metric: [(mean, std) per label]}.
-    Columns (metric, paper | ours | ours − paper)."""
+    Columns (metric, paper | ours), and (metric, ours − paper) unless `benchmark` is not one of the paper's."""
     cols, data = [], []
+    differences = benchmark is None or benchmark in PAPER_BENCHMARKS
     for metric in ours:
         p = paper.get(metric)
-        cols += [(metric, "paper"), (metric, "ours"), (metric, "ours − paper")]
+        cols += [(metric, "paper"), (metric, "ours")] + [(metric, "ours − paper")] * differences
         data.append([fmt(v) for v in p] if p else ["—"] * len(labels))
         data.append([fmt(m, sd) for m, sd in ours[metric]])
-        data.append([fmt(o[0] - v) if p else "—" for o, v in zip(ours[metric], p or [0] * len(labels))])
+        if differences:
+            data.append([fmt(o[0] - v) if p else "—" for o, v in zip(ours[metric], p or [0] * len(labels))])
     return pd.DataFrame(list(zip(*data)), index=pd.Index(labels, name=index_name), columns=pd.MultiIndex.from_tuples(cols))
 
 # %% ../nbs/11_paper.ipynb #3ece3803

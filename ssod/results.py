@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 import ssod
-from .data import get_benchmark, load_dataset, load_val_ood, ImageSet
+from .data import Benchmark, get_benchmark, load_dataset, load_val_ood, ImageSet
 from .detectors import make_detector, detector_class, detector_names, tune
 from .metrics import ood_metrics, METRICS, METRICS_REQUIRED
 from .runtime import resolve_precision, write_json_atomic
@@ -23,7 +23,7 @@ from .inference import FeatureCache, accuracy, eval_transform, limit
 
 # %% auto #0
 __all__ = ['evaluate_model', 'average_over_sets', 'group_averages', 'code_version', 'check_record', 'write_record', 'read_record',
-           'record_table', 'compare_table', 'sampler_summary', 'fixture_warning', 'main']
+           'record_table', 'compare_table', 'sampler_summary', 'fixture_warning', 'comparable', 'main']
 
 # %% ../nbs/08_results.ipynb #afaf03c5
 def evaluate_model(model, benchmark: str, detectors=None, params: dict | None = None, tune_params: bool = True,
@@ -36,7 +36,7 @@ def evaluate_model(model, benchmark: str, detectors=None, params: dict | None = 
     `batch_size` is that of every evaluation pass, feature and gradient passes alike."""
     t0 = time.time()
     precision = resolve_precision(precision, device)  # one precision for every pass below (perturbation: fp32)
-    bench = get_benchmark(benchmark)
+    bench = benchmark if isinstance(benchmark, Benchmark) else get_benchmark(benchmark)
     params, detectors = dict(params or {}), list(detectors or detector_names())
     for name in detectors:
         detector_class(name).check_params(params.get(name, {}))  # unknown names and parameters fail before any pass
@@ -111,7 +111,7 @@ def average_over_sets(ood: dict) -> dict:
     return avg
 
 def group_averages(ood: dict, groups: dict) -> dict:
-    "{group: per-detector means over the group's sets} for the benchmark's near / far groups (sets not evaluated left out)."
+    "{group: per-detector means over the group's sets} for the benchmark's groups of sets (sets not evaluated left out)."
     out = {}
     for g, sets in groups.items():
         present = {s: ood[s] for s in sets if s in ood}
@@ -161,9 +161,13 @@ def read_record(path) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"no run record at {path}")
     try:
-        return check_record(json.loads(path.read_text()))
+        rec = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON ({e})") from e
+    try:
+        return check_record(rec)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
 
 # %% ../nbs/08_results.ipynb #2115aa42
 def record_table(rec: dict, metrics=("fpr95", "auroc"), detectors=None, label: str | None = None) -> pd.DataFrame:
@@ -207,19 +211,27 @@ def fixture_warning(fixtures) -> str | None:
     return (f"FIXTURE DATA: {', '.join(sorted(fixtures))} are synthetic stand-ins (`data_scripts.fixtures`); these "
             "numbers test the code path and say nothing about any method") if fixtures else None
 
+def comparable(rec: dict) -> tuple:
+    "What must match for two records to share a table: the benchmark evaluated and the precision of the scores."
+    c = rec["config"]
+    return (c.get("eval_benchmark") or c.get("benchmark"), rec.get("runtime", {}).get("precision", c.get("precision")))
+
 def main(argv=None):
     import argparse
-    p = argparse.ArgumentParser(prog="python -m ssod.results", description="Print run records as one table.")
+    p = argparse.ArgumentParser(prog="python -m ssod.results", description="Print run records as tables, one per "
+                                "(evaluated benchmark, precision): numbers of different ones are never compared.")
     p.add_argument("records", nargs="+", help="record.json files or run folders")
     p.add_argument("--metrics", default="fpr95,auroc", help="comma-separated: " + ",".join(METRICS))
     a = p.parse_args(argv)
-    rows = []
+    groups = {}
     for path in a.records:
         rec = read_record(path)
         label = Path(path).name if Path(path).is_dir() else Path(path).parent.name
         c, rt = rec["config"], rec.get("runtime", {})
-        print(f"{label}: alpha={c.get('alpha')} arch={c.get('arch')} epochs={c.get('epochs')} ID acc {rec['id_acc']:.2f}% "
-              f"train {rec['timing'].get('train_s', 0):.0f}s eval {rec['timing'].get('eval_s', 0):.0f}s "
+        trained = c.get("benchmark")
+        on = f" evaluated on {c['eval_benchmark']}" if c.get("eval_benchmark", trained) != trained else ""
+        print(f"{label}: {trained}{on}, alpha={c.get('alpha')} arch={c.get('arch')} epochs={c.get('epochs')} ID acc "
+              f"{rec['id_acc']:.2f}% train {rec['timing'].get('train_s', 0):.0f}s eval {rec['timing'].get('eval_s', 0):.0f}s "
               f"{rt.get('precision', c.get('precision'))} on {rt.get('device_name', c.get('device_name', '?'))} "
               f"[{c.get('code_version', '?')}]")
         warning = fixture_warning(rec.get("data", {}).get("fixtures"))
@@ -228,9 +240,12 @@ def main(argv=None):
         diag = sampler_summary(rec)
         if diag:
             print(f"  {diag}")
-        rows += [(label, rec, d) for d in rec["ood_avg"]]
-    with pd.option_context("display.width", 250, "display.max_columns", 60):
-        print(compare_table(rows, tuple(a.metrics.split(","))).to_string())
+        groups.setdefault(comparable(rec), []).extend((label, rec, d) for d in rec["ood_avg"])
+    for (bench, precision), rows in groups.items():
+        if len(groups) > 1:
+            print(f"\n== evaluated on {bench}, scores in {precision}")
+        with pd.option_context("display.width", 250, "display.max_columns", 60):
+            print(compare_table(rows, tuple(a.metrics.split(","))).to_string())
 
 if __name__ == "__main__" and Path(sys.argv[0]).stem == "results":  # `python -m ssod.results`, not a notebook kernel
     main()

@@ -5,18 +5,21 @@
 # %% ../nbs/04b_runtime.ipynb #8ffb5d57
 from __future__ import annotations
 import contextlib
+import errno
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['BF16_SPEEDUP_NEEDED', 'PRECISIONS', 'atomic_path', 'atomic_write', 'write_json_atomic', 'save_atomic',
+__all__ = ['BF16_SPEEDUP_NEEDED', 'PRECISIONS', 'atomic_path', 'DiskFull', 'atomic_write', 'write_json_atomic', 'save_atomic',
            'resolve_device', 'cpu_name', 'device_name', 'time_cpu_step', 'probe_cpu_bf16', 'machine_key', 'cache_dir',
            'cpu_bf16', 'resolve_precision', 'autocast', 'available_cores', 'default_threads', 'set_threads',
            'runtime_info']
@@ -37,10 +40,21 @@ def atomic_path(dest):
         if os.path.exists(tmp):
             os.unlink(tmp)
 
+class DiskFull(OSError):
+    "A file could not be written for want of space; the message names the file and the free space."
+
 def atomic_write(path, write) -> Path:
-    "Call `write(tmp_path)`, then rename the temporary file onto `path` (same folder, so the rename is atomic)."
+    """Call `write(tmp_path)`, then rename the temporary file onto `path` (same folder, so the rename is atomic). A write
+    that fails for want of space (ENOSPC, or torch.save's "file write failed") raises `DiskFull`, saying so."""
     with atomic_path(path) as tmp:
-        write(tmp)
+        try:
+            write(tmp)
+        except (OSError, RuntimeError) as e:
+            if getattr(e, "errno", None) != errno.ENOSPC and "write failed" not in str(e):
+                raise
+            free = shutil.disk_usage(Path(path).parent).free
+            raise DiskFull(errno.ENOSPC, f"no space left to write {path}: {free / 2**20:.1f} MiB free on that disk; "
+                                         "free some space (old runs/, runs/store/) or write elsewhere") from e
     return Path(path)
 
 def write_json_atomic(obj, path) -> Path:
@@ -181,6 +195,11 @@ def default_threads(device) -> int:
 def set_threads(num_threads: int, device) -> int:
     "Set torch's CPU threads (`num_threads`, or `default_threads` for 0); returns the number in use."
     n = num_threads or default_threads(device)
+    share = available_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    if num_threads > max(share, 1):
+        warnings.warn(f"num_threads {num_threads} exceeds the {max(share, 1)} cores this process has: PyTorch's threads "
+                      "then wait on each other and a step can take many times longer; use 0 (a fair share)",
+                      stacklevel=2)
     if n != torch.get_num_threads():
         torch.set_num_threads(n)
     return n

@@ -8,13 +8,13 @@ import hashlib
 import json
 import math
 import shutil
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from .runtime import resolve_device, resolve_precision
-from .data import checkout_dir, get_benchmark
+from .data import BENCHMARKS, checkout_dir, get_benchmark
 from .config import RESUME_KEYS_IGNORED, TrainConfig, make_config
 from .metrics import METRICS
 from .results import read_record, write_record, average_over_sets, group_averages
@@ -24,8 +24,10 @@ __all__ = ['run_key', 'run_name', 'ResultsStore', 'mean_std', 'seed_stat']
 
 # %% ../nbs/10_store.ipynb #7949aec5
 def run_key(cfg: TrainConfig) -> str:
-    "A short hash of the settings that determine a run's result."
-    d = {k: v for k, v in cfg.to_dict().items() if k not in RESUME_KEYS_IGNORED}
+    """A short hash of the settings that determine a run's result (an `optional` field at its default is left out:
+    a setting added later keeps the keys of the runs made before it)."""
+    skip = {f.name for f in fields(cfg) if f.metadata.get("optional") and getattr(cfg, f.name) == f.default}
+    d = {k: v for k, v in cfg.to_dict().items() if k not in RESUME_KEYS_IGNORED | skip}
     d["precision"] = resolve_precision(cfg.precision, resolve_device(cfg.device))  # "auto" differs between machines
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
@@ -84,7 +86,8 @@ class ResultsStore:
         rec, _ = self._record(cfg, name)
         if rec is not None:
             return rec
-        self.ensure(cfg, [])
+        if self._record(cfg)[0] is None:   # train only; an existing training record is never re-evaluated here
+            self.ensure(cfg, [], tune=tune, detector_params=detector_params)
         from ssod.experiment import evaluate_checkpoint
         self.log(f"store: evaluation {name!r} of {self.folder(cfg).name}")
         return evaluate_checkpoint(self.folder(cfg), self.folder(cfg) / "eval" / name, detectors=list(detectors),
@@ -106,7 +109,8 @@ class ResultsStore:
             for ood, per_det in ev.get(key, {}).items():
                 rec.setdefault(key, {}).setdefault(ood, {}).update(per_det)
         rec["ood_avg"] = average_over_sets(rec["ood"])
-        rec["ood_groups"] = group_averages(rec["ood"], get_benchmark(rec["config"]["benchmark"]).groups)
+        b = rec["config"]["benchmark"]
+        rec["ood_groups"] = group_averages(rec["ood"], get_benchmark(b).groups if b in BENCHMARKS else {})
         rec["tuned"].update(ev["tuned"])
         rec.setdefault("tuning_auroc", {}).update(ev.get("tuning_auroc", {}))
         rec["config"]["detectors"] = list(dict.fromkeys(rec["config"].get("detectors", []) + list(missing)))
@@ -140,7 +144,7 @@ def mean_std(values) -> tuple:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan
 
 def seed_stat(records, detector: str, ood: str = "average", metric: str = "fpr95") -> tuple:
-    """(mean, std) over records of one metric; `ood`: an OOD set, a group of sets (near / far, `ood_groups`), average
+    """(mean, std) over records of one metric; `ood`: an OOD set, a group of sets (`ood_groups`), average
     (the mean over OOD sets) or id_acc (ID accuracy)."""
     if ood == "id_acc":
         return mean_std([r["id_acc"] for r in records])

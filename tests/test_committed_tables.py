@@ -73,3 +73,18 @@ def test_setting_tables_hold_every_paper_cell(repo_root, n, suffix):
         assert column in header, f"{path.name}: no column {column!r}"
         got = [numbers([rows[l][header.index(column)]]) for l in labels]
         assert got == [[v] for v in table[field]], f"{path.name}, {column}: paper {table[field]}, table {got}"
+
+
+def test_the_study_regenerates_from_its_committed_records(repo_root, tmp_path):
+    """`figures/study_runs/` holds every record the mechanism study reads: run without training, the notebook writes
+    the committed tables again, cell for cell. (The default store: the fine-tune control names its vanilla run by its
+    folder in the checkout's runs/store, so another store would be another configuration.)"""
+    import subprocess, sys
+    from pathlib import Path
+    r = subprocess.run([str(Path(sys.executable).parent / "papermill"), "nbs/study_mechanism.ipynb",
+                        str(tmp_path / "study.ipynb"), "-p", "train", "False", "-p", "figures_dir", str(tmp_path / "figures")], cwd=repo_root, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    made = sorted(p.name for p in (tmp_path / "figures").glob("study_*.md"))
+    assert made and made == sorted(p.name for p in (repo_root / "figures").glob("study_*.md"))
+    for name in made:
+        assert (tmp_path / "figures" / name).read_text() == (repo_root / "figures" / name).read_text(), name
