@@ -82,7 +82,7 @@ def test_method_and_image_size_are_parameters(repo_root, tmp_path, data_root):
     ("image_size", 22.5, "image_size must be an integer, got 22.5"),
     ("hflip", "sometimes", "hflip must be true or false, got 'sometimes'"),
     ("epochs", 0, "epochs must be >= 1, got 0"),
-    ("lr", "-1", "lr must be > 0, got -1.0"),
+    ("lr", "-1", "lr must be in (0, 10], got -1.0"),
     ("precision", "half", "unknown precision 'half'"),
     ("device", "gpu7", "device must be auto, cpu, cuda or cuda:N"),
     ("arch", "resnet9000", "unknown arch 'resnet9000'"),
