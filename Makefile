@@ -133,7 +133,7 @@ nbtest: data
 	OMP_NUM_THREADS=$(NB_THREADS) $(BIN)/nbdev_test --n_workers $(NB_WORKERS) --timing
 
 pytest: data
-	OMP_NUM_THREADS=$(CORES) $(BIN)/python -m pytest -q --durations=12 tests
+	OMP_NUM_THREADS=$(CORES) $(BIN)/python -m pytest -q --durations=40 tests
 
 test: sync-check nbtest pytest
 
