@@ -70,6 +70,7 @@ def test_fixtures_refuse_a_root_with_real_data(fixture_root, data_root):
     assert r.returncode == 1 and "holds real data sets" in r.stderr and "choose another --root" in r.stderr
 
 
+@pytest.mark.slow
 def test_cifar10_paper_preset_224(tmp_path, repo_root, fixture_root):
     out = tmp_path / "run"
     papermill(repo_root, "train", tmp_path / "out.ipynb",
@@ -83,6 +84,7 @@ def test_cifar10_paper_preset_224(tmp_path, repo_root, fixture_root):
     assert {"msp", "odin", "energy", "mahalanobis", "knn", "react", "ssod"} <= set(rec["ood_avg"])
 
 
+@pytest.mark.slow
 def test_imagenet_folders(tmp_path, repo_root, fixture_root):
     """The ImageNet path: folders read by DataLoader workers, 1,000 classes; ResNet-18 stands in for the paper's
     pretrained ResNet-50 (no weights offline, and a from-scratch ResNet-50 costs 2x here), at 64 px (224 px is the
@@ -120,6 +122,7 @@ def torchrun_args(out_dir, root, **over):
             "--detectors", "msp,energy,ssod", "--no-tune"] + [f"--{k}={v}" for k, v in kw.items()]
 
 
+@pytest.mark.slow
 def test_torchrun_killed_rank_fails_then_resumes(tmp_path, fixture_root):
     """Kill one of the two processes once the first checkpoint exists: the whole job fails within a bounded time
     instead of hanging. Start it again: it resumes and ends with the weights of an uninterrupted job."""

@@ -11,12 +11,12 @@ from ssod.results import read_record
 def test_train_notebook_writes_record(tmp_path, repo_root, data_root):
     out_dir = tmp_path / "run"
     cmd = [str(Path(sys.executable).parent / "papermill"), "nbs/train.ipynb", str(tmp_path / "out.ipynb"),
-           "-p", "alpha", "1.5", "-p", "epochs", "1", "-p", "limit_train", "1000", "-p", "limit_eval", "300",
+           "-p", "alpha", "1.5", "-p", "epochs", "1", "-p", "limit_train", "500", "-p", "limit_eval", "200", "-p", "limit_tune", "300",
            "-p", "detectors", "msp,energy,knn,ssod,ssod_posterior", "-p", "out_dir", str(out_dir)]
     r = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     rec = read_record(out_dir)
-    assert rec["config"]["alpha"] == 1.5 and rec["config"]["epochs"] == 1 and rec["config"]["limit_train"] == 1000
+    assert rec["config"]["alpha"] == 1.5 and rec["config"]["epochs"] == 1 and rec["config"]["limit_train"] == 500
     assert rec["config"]["benchmark"] == "fmnist_scenes"   # the default: objects in scenes, as make demo trains
     assert set(rec["ood"]) == {"mnist_scenes", "empty_scenes", "textures56", "uniform_noise56", "gaussian_noise56_sigma64",
                                "smooth_noise56"}
