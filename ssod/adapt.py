@@ -17,9 +17,9 @@ __all__ = ['Classifier', 'fit_detector', 'score', 'tune_detector', 'OutlierScore
 # %% ../nbs/13_your_model.ipynb #371d390f
 class Classifier(nn.Module):
     """Any classifier as the detectors read it: its logits, the input of its last linear layer `head` (the penultimate
-    feature; ReAct clips it, KNN and Mahalanobis read it), that layer as `cls_head`, and the inputs' normalisation
-    `mean`, `std` (ODIN's and Mahalanobis's step eps is in pixel units: it is divided by `std`)."""
-    def __init__(self, model: nn.Module, head: str = "fc", mean=None, std=None):
+    feature; ReAct clips it, KNN and Mahalanobis read it), that layer as `cls_head`, and the `std` the inputs were
+    normalised by (ODIN's and Mahalanobis's step eps is in pixel units: it is divided by `std`)."""
+    def __init__(self, model: nn.Module, head: str = "fc", std=None):
         super().__init__()
         try:
             module = model.get_submodule(head)
@@ -30,7 +30,6 @@ class Classifier(nn.Module):
             raise ValueError(f"{head!r} is a {type(module).__name__}, not the last nn.Linear of the classifier: name "
                              "that layer (torchvision: 'fc' for ResNets, 'classifier.3' for MobileNetV3)")
         self.model, self.cls_head, self.head = model, module, head
-        self.input_mean = None if mean is None else tuple(float(m) for m in mean)
         self.input_std = None if std is None else tuple(float(s) for s in std)
         self._seen = None
         module.register_forward_pre_hook(self._keep)
@@ -41,7 +40,7 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor, blocks: bool = False) -> NetOutput:
         if blocks:
             raise ValueError("a classifier trained elsewhere has no per-block outputs; SSOD trains its own network "
-                             "(ssod.adapt.train_ssod, or arch='torchvision:<name>')")
+                             "(arch='torchvision:<name>' trains any torchvision CNN with SSOD)")
         logits = self.model(x)
         features, self._seen = self._seen, None
         if features is None:

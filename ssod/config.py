@@ -11,9 +11,9 @@ from dataclasses import dataclass, asdict, fields
 import torch
 
 from .losses import LossConfig, param
-from .model import ARCHS, TORCHVISION
+from .model import ARCHS, is_torchvision_arch
 from .methods import METHODS
-from .data import folder_benchmark, get_benchmark
+from .data import check_folder_paths, folder_benchmark, get_benchmark
 from .runtime import PRECISIONS
 
 # %% auto #0
@@ -125,8 +125,8 @@ class TrainConfig(LossConfig):
         super().__post_init__()  # LossConfig: alpha, gamma, balance, sampler, ...
         if self.benchmark != "folder":
             get_benchmark(self.benchmark)
-        elif not (self.train_dir and self.test_dir and self.ood_dirs):
-            raise ValueError("benchmark 'folder' needs train_dir, test_dir and ood_dirs (comma-separated OOD folders)")
+        else:
+            check_folder_paths(self.train_dir, self.test_dir, self.ood_dirs)
         for ok, msg in self._checks():
             if not ok:
                 raise ValueError(msg)
@@ -137,7 +137,7 @@ class TrainConfig(LossConfig):
         at_least = lambda name, low: (getattr(self, name) >= low, f"{name} must be >= {low}, got {getattr(self, name)!r}")
         return [
             choice("method", METHODS), choice("ood_head", ("linear", "mlp")),
-            (self.arch in ARCHS or _torchvision_name(self.arch), f"unknown arch {self.arch!r}; known architectures: "
+            (self.arch in ARCHS or is_torchvision_arch(self.arch), f"unknown arch {self.arch!r}; known architectures: "
              f"{', '.join(ARCHS)}, or torchvision:<name> (any torchvision CNN classifier)"),
             choice("lr_schedule", ("step", "cosine", "constant")), choice("augment", ("rrc", "none")),
             choice("precision", PRECISIONS), choice("select", ("val_acc", "last")),
@@ -181,13 +181,6 @@ class TrainConfig(LossConfig):
     def help(cls) -> dict:
         "{field: help text} (the CLI's and the papermill parameters' documentation)."
         return {f.name: f.metadata.get("help", "") for f in fields(cls)}
-
-def _torchvision_name(arch: str) -> bool:
-    "Whether `arch` is torchvision:<name> of one of torchvision's classification models."
-    if not arch.startswith(TORCHVISION):
-        return False
-    import torchvision   # only here: it takes seconds to import
-    return arch[len(TORCHVISION):] in torchvision.models.list_models(module=torchvision.models)
 
 def _is_device(name: str) -> bool:
     try:

@@ -19,9 +19,9 @@ __all__ = ['IMAGE_EXTS', 'MANIFEST', 'HASH_CACHE', 'DATASETS', 'FMNIST_CLASSES',
            'CIFAR10_BATCHES', 'CIFAR_OOD', 'IMAGENET_OOD', 'BENCHMARKS', 'checkout_dir', 'data_root', 'DataNotFound',
            'ImageSet', 'FolderSet', 'image_folder', 'manifest_key', 'file_sha256', 'check_manifest', 'fixture_sets',
            'load_image_file', 'DatasetSpec', 'register', 'load_dataset', 'train_val_split', 'read_cifar_batch',
-           'Benchmark', 'get_benchmark', 'folder_benchmark', 'check_images', 'shuffled_patches', 'load_val_ood',
-           'rrc_params', 'crop_resize', 'BatchTransform', 'eval_ops', 'folder_transform', 'to_image_set',
-           'TensorLoader', 'FolderLoader', 'make_loader']
+           'Benchmark', 'get_benchmark', 'check_folder_paths', 'folder_benchmark', 'check_images', 'shuffled_patches',
+           'load_val_ood', 'rrc_params', 'crop_resize', 'BatchTransform', 'eval_ops', 'folder_transform',
+           'to_image_set', 'TensorLoader', 'FolderLoader', 'make_loader']
 
 # %% ../nbs/04_data.ipynb #3a0ed540
 def checkout_dir() -> Path | None:
@@ -462,11 +462,15 @@ def _numbers(text: str, name: str) -> tuple:
     except ValueError:
         raise ValueError(f"{name} must be comma-separated numbers, e.g. 0.485,0.456,0.406; got {text!r}") from None
 
+def check_folder_paths(train_dir: str, test_dir: str, ood_dirs: str) -> None:
+    "The folders a `folder` benchmark cannot do without (checked when a configuration is made, before any file is read)."
+    if not train_dir or not test_dir or not ood_dirs:
+        raise ValueError("benchmark 'folder' needs train_dir, test_dir and ood_dirs (comma-separated OOD folders)")
+
 def folder_benchmark(train_dir: str, test_dir: str, ood_dirs: str, val_dir: str = "", image_size: int = 0,
                      mean: str = "", std: str = "") -> Benchmark:
     "A benchmark of image folders (see above); registers its data sets under `folder_id` and `folder:<ood folder name>`."
-    if not train_dir or not test_dir or not ood_dirs:
-        raise ValueError("benchmark 'folder' needs train_dir, test_dir and ood_dirs (comma-separated OOD folders)")
+    check_folder_paths(train_dir, test_dir, ood_dirs)
     size = image_size or 224
     train = image_folder(train_dir, "folder_id", labelled=True)
     if len(train.classes) < 2:

@@ -259,8 +259,8 @@ def evaluate_checkpoint(checkpoint, out_dir, detectors=None, ood_sets=None, benc
         raise ValueError(f"benchmark {benchmark!r} has {get_benchmark(benchmark).num_classes} classes; the checkpoint "
                          f"was trained on {cfg.benchmark!r} with {cfg.bench.num_classes}")
     check_out_dir(out_dir, evaluation=True)
-    check_fit_and_tune(replace(cfg, data_root=data_root or cfg.data_root), dets, params,
-                       check_data(replace(cfg, data_root=data_root or cfg.data_root), ood_sets, benchmark), tune)
+    on_data = replace(cfg, data_root=data_root or cfg.data_root)
+    check_fit_and_tune(on_data, dets, params, check_data(on_data, ood_sets, benchmark), tune)
     prec = resolve_precision(precision or cfg.precision, dev)
     with RunLock(out_dir, log):
         ev = evaluate(model, cfg, dets, params, tune, dev, prec, log, benchmark=benchmark, limit_eval=limit_eval,

@@ -49,11 +49,11 @@ class Outputs:
     labels: torch.Tensor | None = None      # N class labels, when known
 
     def __post_init__(self):
-        for name, ndim in (("logits", 2), ("features", 2), ("id_logit", 1), ("labels", 1)):
+        for name, shape in (("logits", "N x M"), ("features", "N x C"), ("id_logit", "N"), ("labels", "N")):
             v = getattr(self, name)
+            ndim = shape.count(" x ") + 1
             if v is not None and v.ndim != ndim:
-                raise ValueError(f"Outputs.{name} must have {ndim} dimension(s) ({'N x M' if name == 'logits' else 'N x C' if ndim == 2 else 'N'}), "
-                                 f"got shape {tuple(v.shape)}")
+                raise ValueError(f"Outputs.{name} must have {ndim} dimension(s) ({shape}), got shape {tuple(v.shape)}")
         n = self.logits.shape[0]
         for f in fields(self):
             v = getattr(self, f.name)

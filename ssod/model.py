@@ -13,8 +13,8 @@ from .framework import Outputs, upcast
 from .sampler import apply_per_block
 
 # %% auto #0
-__all__ = ['TORCHVISION', 'ARCHS', 'BasicBlock', 'SmallResNet', 'receptive_field', 'torchvision_parts', 'LogitDifference',
-           'make_ood_head', 'NetOutput', 'SSODNet', 'build_model']
+__all__ = ['TORCHVISION', 'ARCHS', 'BasicBlock', 'SmallResNet', 'receptive_field', 'is_torchvision_arch', 'torchvision_parts',
+           'LogitDifference', 'make_ood_head', 'NetOutput', 'SSODNet', 'build_model']
 
 # %% ../nbs/02_model.ipynb #8e0a9932
 class BasicBlock(nn.Module):
@@ -78,6 +78,13 @@ def _first_conv_to(module: nn.Module, in_channels: int):
 
 TORCHVISION = "torchvision:"   # arch "torchvision:<name>": any torchvision CNN classifier, cut before its global pool
 
+def is_torchvision_arch(arch: str) -> bool:
+    "Whether `arch` is torchvision:<name> of one of torchvision's classification models."
+    if not arch.startswith(TORCHVISION):
+        return False
+    import torchvision   # only here: it takes seconds to import
+    return arch[len(TORCHVISION):] in torchvision.models.list_models(module=torchvision.models)
+
 def _with_classes(head: nn.Module, num_classes: int) -> nn.Module:
     "The head with its last Linear giving `num_classes` outputs (kept as it is when it already does)."
     linears = [(n, m) for n, m in head.named_modules() if isinstance(m, nn.Linear)]
@@ -97,7 +104,7 @@ def _any_torchvision(name: str, num_classes: int, pretrained: bool):
     """(trunk, C, head) of torchvision classification model `name`: its children up to its global average pool are the
     trunk (the feature map X), what follows (Linear, activation and dropout layers) the vector head f_cls."""
     import torchvision
-    if name not in torchvision.models.list_models(module=torchvision.models):
+    if not is_torchvision_arch(TORCHVISION + name):
         raise ValueError(f"torchvision has no classification model {name!r} (torchvision.models.list_models())")
     net = torchvision.models.get_model(name, weights="DEFAULT" if pretrained else None)
     if name.startswith("densenet"):   # its forward applies ReLU and the pool as functions
