@@ -33,7 +33,7 @@ data-study: data
 # network (alpha = 0) with every post-hoc baseline and SSOD (alpha = 1.5), one table with the near, texture and noise
 # groups and the sampler checked against the true masks. Budget for 10 minutes on a 2-core CPU without native bf16 (fp32), set in the
 # demo preset of this benchmark (ssod.config.BENCHMARK_PRESETS) so that make reproduce trains the same networks:
-# 3 epochs on the first 12,000 training images; detectors tuned on 1,000 + 1,000 validation images; the first 2,000
+# 3 epochs on the first 12,000 training images; detectors tuned on 500 + 500 validation images; the first 1,000
 # images of every test set.
 DEMO_BENCHMARK ?= fmnist_scenes
 DEMO_BUDGET ?= -p benchmark $(DEMO_BENCHMARK)
