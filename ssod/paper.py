@@ -21,9 +21,10 @@ from .results import fixture_warning, read_record
 
 # %% auto #0
 __all__ = ['T1_SETS', 'TABLE1', 'T2_SETS', 'TABLE2', 'TABLE2_AVERAGE', 'T3_SETS', 'TABLE3', 'TABLE4', 'TABLE5', 'TABLE6', 'ROWS',
-           'SET_NAMES', 'PAPER_BENCHMARKS', 'SEEDS_FORMS', 'RowSpec', 'runnable', 'ablation_ood_set', 'fmt',
-           'method_table', 'setting_stats', 'setting_table', 'parse_seeds', 'parse_mapping', 'method_records',
-           'provenance', 'papermill_command', 'output_stem', 'table_stem', 'fixture_note', 'write_table']
+           'SET_NAMES', 'PAPER_BENCHMARKS', 'METRIC_PAIR', 'SEEDS_FORMS', 'RowSpec', 'runnable', 'ablation_ood_set',
+           'fmt', 'MethodTables', 'method_tables', 'setting_stats', 'setting_tables', 'parse_seeds', 'parse_mapping',
+           'method_records', 'provenance', 'papermill_command', 'output_stem', 'table_stem', 'fixture_note',
+           'write_table']
 
 # %% ../nbs/11_paper.ipynb #45b1597d
 T1_SETS = ["iNaturalist", "SUN", "Places"]
@@ -115,42 +116,81 @@ def fmt(mean, std=math.nan, digits=2) -> str:
 PAPER_BENCHMARKS = ("cifar10", "cifar10_32", "imagenet")   # the paper's own OOD sets: a difference to its numbers means something
 
 # %% ../nbs/11_paper.ipynb #a6a8c666
-def method_table(paper: dict, paper_sets: list, benchmark: str, ood_sets: list, records: dict,
-                 paper_average: dict | None = None, extra_rows=("ReAct",), set_map: dict | None = None,
-                 groups=()) -> pd.DataFrame:
+METRIC_PAIR = ("fpr95", "auroc")   # the two numbers of a cell, in the paper's order: FPR95 / AUROC
+
+def _pair(stats) -> str:
+    "One cell, 'FPR95 / AUROC', from [(mean, std), (mean, std)]."
+    return " / ".join(fmt(m, s) for m, s in stats)
+
+@dataclass
+class MethodTables:
+    "Tables 1-3 in the paper's layout: methods as rows, 'FPR95 / AUROC' per column, ID ACC last."
+    ours: pd.DataFrame
+    paper: pd.DataFrame
+    per_set: pd.DataFrame | None = None       # ours per OOD set, where `ours` is by group
+    difference: pd.DataFrame | None = None    # ours − paper, on the paper's own benchmarks
+    values: pd.DataFrame | None = None        # every number of ours, one per row (the CSV)
+
+    def sections(self) -> dict:
+        "{heading: table}, in reading order, without the tables that do not apply (or have no rows)."
+        tables = {"Ours": self.ours, "Ours per OOD set": self.per_set, "The paper": self.paper,
+                  "Ours − paper": self.difference}
+        return {k: v for k, v in tables.items() if v is not None and len(v)}
+
+def method_tables(paper: dict, paper_sets: list, benchmark: str, ood_sets: list, records: dict,
+                  paper_average: dict | None = None, extra_rows=("ReAct",), set_map: dict | None = None,
+                  groups=()) -> MethodTables:
     """paper: {method: ([fpr, auroc per paper set], id_acc)}; records: {method: [records over seeds] or None
-    (not runnable)}; set_map: paper set -> our set (default: `SET_NAMES[benchmark]`); groups: our groups of sets
-    (`Benchmark.groups`). Every cell the paper prints is shown. Returns a DataFrame indexed by (method, source)."""
-    mapping = SET_NAMES.get(benchmark, {}) if set_map is None else set_map
-    shared = {s: mapping[s] for s in paper_sets if mapping.get(s) in ood_sets}   # paper set -> our set in one column
-    # columns: every paper set (ours beside it where we evaluate the same set), our other sets, our groups, averages
-    sets = [(shared.get(s, f"{s} (paper)"), s, shared.get(s)) for s in paper_sets]
-    sets += [(o, None, o) for o in ood_sets if o not in shared.values()]
-    sets += [(f"{g} (ours)", None, g) for g in groups]
-    sets += [("average", "average", "average")]
-    cols = [(label, m) for label, _, _ in sets for m in ("FPR95", "AUROC")] + [("", "ID ACC")]
-    rows, index = [], []
-    for method in list(paper) + [r for r in extra_rows if r not in paper]:
-        pv = None
-        if method in paper:
-            vals, acc = paper[method]
-            avg = paper_average.get(method) if paper_average else (np.mean(vals[0::2]), np.mean(vals[1::2]))
-            per_set = {s: (vals[2 * i], vals[2 * i + 1]) for i, s in enumerate(paper_sets)} | {"average": avg}
-            pv = [per_set[p][k] if p else None for _, p, _ in sets for k in (0, 1)] + [acc]
-            rows.append([fmt(v) for v in pv]); index.append((method, "paper"))
-        recs = records.get(method)
-        if recs is None:
-            rows.append(["not yet runnable"] + [""] * (len(cols) - 1)); index.append((method, "ours"))
-            continue
-        det = ROWS[method].detector
-        ours = [seed_stat(recs, det, o, m) if o else (None, None) for _, _, o in sets for m in ("fpr95", "auroc")]
-        ours += [seed_stat(recs, det, "id_acc")]
-        rows.append([fmt(m, s) for m, s in ours]); index.append((method, "ours"))
-        if pv is not None and benchmark in PAPER_BENCHMARKS:   # elsewhere the sets differ: no difference to take
-            rows.append([fmt(o[0] - p) if p is not None and o[0] is not None else "—" for o, p in zip(ours, pv)])
-            index.append((method, "ours − paper"))
-    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["method", ""]),
-                        columns=pd.MultiIndex.from_tuples(cols))
+    (not runnable)}; ood_sets, groups: ours (`Benchmark.ood_sets`, `Benchmark.groups`); set_map: paper set -> our set
+    on the paper's benchmarks (default `SET_NAMES[benchmark]`). Every cell the paper prints is in `.paper`."""
+    methods = list(paper) + [r for r in extra_rows if r not in paper]
+    average = len(paper_sets) > 1
+    paper_rows = {}
+    for m, (vals, acc) in paper.items():
+        avg = paper_average.get(m) if paper_average else (np.mean(vals[0::2]), np.mean(vals[1::2]))
+        cells = [(vals[2 * i], vals[2 * i + 1]) for i in range(len(paper_sets))] + ([avg] if average else [])
+        paper_rows[m] = [f"{fmt(f)} / {fmt(a)}" for f, a in cells] + [fmt(acc)]
+    paper_cols = list(paper_sets) + ["Average"] * average + ["ID ACC"]
+    on_paper_sets = benchmark in PAPER_BENCHMARKS
+    if on_paper_sets:   # our columns are the paper's sets, under the paper's names
+        mapping = SET_NAMES.get(benchmark, {}) if set_map is None else set_map
+        columns = {s: mapping[s] for s in paper_sets if mapping.get(s) in ood_sets} | ({"Average": "average"} if average else {})
+    else:
+        columns = {g: g for g in groups} or {o: o for o in ood_sets}
+    def table(cols: dict) -> tuple[pd.DataFrame, list]:
+        rows, values = {}, []
+        for m in methods:
+            recs = records.get(m)
+            if recs is None:
+                rows[m] = ["not yet runnable"] + [""] * len(cols)
+                continue
+            det = ROWS[m].detector
+            stats = {label: [seed_stat(recs, det, o, k) for k in METRIC_PAIR] for label, o in cols.items()}
+            acc = seed_stat(recs, det, "id_acc")
+            rows[m] = [_pair(s) for s in stats.values()] + [fmt(*acc)]
+            values += [(m, label, k, *s) for label, pair in stats.items() for k, s in zip(METRIC_PAIR, pair)]
+            values.append((m, "", "id_acc", *acc))
+        return pd.DataFrame.from_dict(rows, orient="index", columns=[*cols, "ID ACC"]).rename_axis("method"), values
+    ours, values = table(columns)
+    per_set = table({o: o for o in ood_sets})[0] if not on_paper_sets and groups else None
+    difference = None
+    if on_paper_sets:
+        diff = {}
+        for m in paper:
+            if records.get(m) is None:
+                continue
+            got = ours.loc[m]
+            want = dict(zip(paper_cols, paper_rows[m]))
+            diff[m] = [_difference(got[c], want[c]) for c in ours.columns]
+        difference = pd.DataFrame.from_dict(diff, orient="index", columns=list(ours.columns)).rename_axis("method")
+    return MethodTables(ours=ours, paper=pd.DataFrame.from_dict(paper_rows, orient="index", columns=paper_cols)
+                        .rename_axis("method"), per_set=per_set, difference=difference,
+                        values=pd.DataFrame(values, columns=["method", "column", "metric", "mean", "std"]))
+
+def _difference(ours: str, paper: str) -> str:
+    "Cell-wise ours − paper of two cells of the same shape ('a / b' or 'a'), on the means; '—' where one is missing."
+    num = lambda c: [float(x.split(" ± ")[0]) if x.strip() not in ("—", "") else None for x in c.split(" / ")]
+    return " / ".join("—" if o is None or p is None else fmt(o - p) for o, p in zip(num(ours), num(paper)))
 
 # %% ../nbs/11_paper.ipynb #a8f961c0
 def setting_stats(records: dict, detector: str, ood: str) -> dict:
@@ -158,19 +198,21 @@ def setting_stats(records: dict, detector: str, ood: str) -> dict:
     stats = {m: [seed_stat(r, detector, ood, m) for r in records.values()] for m in ("fpr95", "auroc")}
     return {**stats, "id_acc": [seed_stat(r, detector, "id_acc") for r in records.values()]}
 
-def setting_table(labels: list, paper: dict, ours: dict, index_name: str, benchmark: str | None = None) -> pd.DataFrame:
-    """labels: row labels; paper: {metric: [values per label]}; ours: {metric: [(mean, std) per label]}.
-    Columns (metric, paper | ours), and (metric, ours − paper) unless `benchmark` is not one of the paper's."""
-    cols, data = [], []
-    differences = benchmark is None or benchmark in PAPER_BENCHMARKS
-    for metric in ours:
-        p = paper.get(metric)
-        cols += [(metric, "paper"), (metric, "ours")] + [(metric, "ours − paper")] * differences
-        data.append([fmt(v) for v in p] if p else ["—"] * len(labels))
-        data.append([fmt(m, sd) for m, sd in ours[metric]])
-        if differences:
-            data.append([fmt(o[0] - v) if p else "—" for o, v in zip(ours[metric], p or [0] * len(labels))])
-    return pd.DataFrame(list(zip(*data)), index=pd.Index(labels, name=index_name), columns=pd.MultiIndex.from_tuples(cols))
+def setting_tables(labels: list, paper: dict, ours: dict, index_name: str, benchmark: str | None = None) -> MethodTables:
+    """labels: row labels; paper: {metric: [values per label]}; ours: {metric: [(mean, std) per label]}. Ours and the
+    paper's with the same columns (a metric the paper does not print is '—' there); ours − paper unless `benchmark` is
+    not one of the paper's."""
+    index = pd.Index(labels, name=index_name)
+    ours_df = pd.DataFrame({k: [fmt(m, sd) for m, sd in v] for k, v in ours.items()}, index=index)
+    paper_df = pd.DataFrame({k: [fmt(v) for v in paper[k]] if k in paper else ["—"] * len(labels) for k in ours},
+                            index=index)
+    difference = None
+    if benchmark is None or benchmark in PAPER_BENCHMARKS:
+        difference = pd.DataFrame({k: [fmt(o[0] - p) for o, p in zip(v, paper[k])] if k in paper else ["—"] * len(labels)
+                                   for k, v in ours.items()}, index=index)
+    values = pd.DataFrame([(l, "", k, m, sd) for k, v in ours.items() for l, (m, sd) in zip(labels, v)],
+                          columns=["method", "column", "metric", "mean", "std"])
+    return MethodTables(ours=ours_df, paper=paper_df, difference=difference, values=values)
 
 # %% ../nbs/11_paper.ipynb #3ece3803
 SEEDS_FORMS = ('a list of distinct whole numbers >= 0 such as [0, 1, 2] (papermill: -y "seeds: [0, 1, 2]"), '
@@ -298,22 +340,33 @@ def fixture_note(folders) -> list:
     warning = fixture_warning(sets)
     return [warning] if warning else []
 
-def write_table(df: pd.DataFrame, path_stem, title: str, command: str, notes: list = (), provenance: list = ()) -> list:
-    "Write `path_stem`.md / .csv / .tex (with a fixture-data warning first where the runs read fixtures); the paths."
-    notes = fixture_note(provenance) + list(notes)
-    stem = Path(path_stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
+def _flat(df: pd.DataFrame) -> pd.DataFrame:
+    "Column and row labels as single strings (MultiIndex levels joined)."
     flat = df.copy()
     flat.columns = [" ".join(str(c) for c in col if c) if isinstance(col, tuple) else str(col) for col in df.columns]
     flat.index = [" / ".join(str(i) for i in idx if i) if isinstance(idx, tuple) else str(idx) for idx in df.index]
+    return flat
+
+def write_table(table, path_stem, title: str, command: str, notes: list = (), provenance: list = ()) -> list:
+    """Write `path_stem`.md / .csv / .tex (with a fixture-data warning first where the runs read fixtures); the paths.
+    `table`: a DataFrame, or `MethodTables` (each of its tables under a heading; the CSV holds its `values`)."""
+    notes = fixture_note(provenance) + list(notes)
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    sections = {k: _flat(v).rename_axis(v.index.name) for k, v in table.sections().items()} \
+        if isinstance(table, MethodTables) else {None: _flat(table)}
     md = [f"# {title}", "", f"Generated by `{command}`", ""]
     md += [f"- {n}" for n in notes] + ([""] if notes else [])
-    md += [flat.to_markdown(disable_numparse=True), ""]   # cells as formatted: 93.80 stays 93.80
+    for heading, df in sections.items():
+        md += ([f"## {heading}", ""] if heading else []) + [df.to_markdown(disable_numparse=True), ""]  # 93.80 stays 93.80
     if provenance:
         md += ["Runs (each folder's `record.json` holds the full configuration and code version):", ""]
         md += [f"- {p}" for p in provenance] + [""]
     paths = [stem.with_suffix(".md"), stem.with_suffix(".csv"), stem.with_suffix(".tex")]
     paths[0].write_text("\n".join(md))
-    flat.to_csv(paths[1])
-    paths[2].write_text(f"% {title}\n% Generated by: {command}\n" + flat.to_latex(escape=True))
+    (table.values if isinstance(table, MethodTables) else sections[None]).to_csv(paths[1], index=not isinstance(table, MethodTables))
+    tex = [f"% {title}", f"% Generated by: {command}"]
+    for heading, df in sections.items():
+        tex += ([f"% {heading}"] if heading else []) + [df.to_latex(escape=True)]
+    paths[2].write_text("\n".join(tex))
     return paths

@@ -26,6 +26,23 @@ def data_root():
     return root
 
 
+def md_tables(text: str) -> dict:
+    "{heading (None before the first '## '): (header cells, {row label: cells})} of every Markdown table in `text`."
+    out, heading, lines = {}, None, []
+    def flush():
+        if lines:
+            split = lambda l: [c.strip() for c in l.strip().strip("|").split("|")]
+            out[heading] = (split(lines[0])[1:], {split(l)[0]: split(l)[1:] for l in lines[2:]})
+    for line in text.splitlines() + [""]:
+        if line.startswith("## "):
+            flush(); heading, lines = line[3:].strip(), []
+        elif line.startswith("|"):
+            lines.append(line)
+        elif lines:
+            flush(); lines = []
+    return out
+
+
 # ---- Table 2 with two seeds at a smoke budget: run once, read by tests/test_seeds.py and tests/test_reproduce.py
 
 SMOKE = {"epochs": 1, "limit_train": 256, "limit_eval": 128}

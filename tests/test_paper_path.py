@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import md_tables
 from ssod.data import CIFAR_OOD, IMAGENET_OOD
 from ssod.paper import TABLE2, TABLE2_AVERAGE, fmt
 from ssod.results import read_record
@@ -108,11 +109,13 @@ def test_table2_paper_preset(tmp_path, repo_root, fixture_root):
     md = (figures / "table2_cifar10.md").read_text()
     assert "FIXTURE DATA" in md
     assert {p.suffix for p in figures.iterdir()} == {".md", ".csv", ".tex"}
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-            for line in md.splitlines() if line.startswith("| ") and " / " in line.split("|")[1]}
+    tables = md_tables(md)
+    (_, paper), (_, ours) = tables["The paper"], tables["Ours"]
     for method, (vals, acc) in TABLE2.items():   # every cell of the paper's Table 2, in the order printed
-        assert rows[f"{method} / paper"] == [fmt(v) for v in vals] + [fmt(v) for v in TABLE2_AVERAGE[method]] + [fmt(acc)]
-        assert all(c not in ("—", "") for c in rows[f"{method} / ours"]), rows[f"{method} / ours"]
+        pairs = list(zip(vals[0::2], vals[1::2])) + [TABLE2_AVERAGE[method]]
+        assert paper[method] == [f"{fmt(f)} / {fmt(a)}" for f, a in pairs] + [fmt(acc)]
+        assert all(c not in ("—", "") and "—" not in c for c in ours[method]), ours[method]
+    assert "Ours − paper" in tables                   # the paper's own sets: the difference is taken
 
 
 def torchrun_args(out_dir, root, **over):
