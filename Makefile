@@ -85,9 +85,11 @@ study-selection: data-study
 	  cp runs/selection/arch_$$1/record.json figures/study_runs/selection/arch_$$1/; done
 
 # Every table and figure notebook at the demo preset on both offline benchmarks; the main table (Table 2's protocol)
-# over 3 seeds (mean and std), the others one seed. Runs are shared through runs/store.
+# over 3 seeds (mean and std), the others one seed. Runs are shared through runs/store; every network in fp32, so the
+# tables' records, copied to figures/reproduce_runs/, serve every CPU: the tables regenerate from them without training.
 REPRO_BENCHMARKS ?= fmnist fmnist_scenes
 REPRO_SEEDS ?= [0, 1, 2]
+REPRO_OVERRIDES ?= {"precision": "fp32"}
 REPRO_NBS := table1_imagenet table3_textures table4_alpha table5_balance table6_architectures \
              fig2_tsne fig3_locality fig4_examples
 reproduce: data
@@ -95,10 +97,11 @@ reproduce: data
 	@for b in $(REPRO_BENCHMARKS); do \
 	  echo "== $$b: table2_cifar10, seeds $(REPRO_SEEDS)"; \
 	  $(PAPERMILL) nbs/table2_cifar10.ipynb runs/reproduce/$${b}_table2_cifar10.ipynb -p benchmark $$b \
-	    -y "seeds: $(REPRO_SEEDS)" || exit 1; \
+	    -y "seeds: $(REPRO_SEEDS)" -p overrides '$(REPRO_OVERRIDES)' -p archive True || exit 1; \
 	  for nb in $(REPRO_NBS); do \
 	    echo "== $$b: $$nb"; \
-	    $(PAPERMILL) nbs/$$nb.ipynb runs/reproduce/$${b}_$$nb.ipynb -p benchmark $$b || exit 1; \
+	    $(PAPERMILL) nbs/$$nb.ipynb runs/reproduce/$${b}_$$nb.ipynb -p benchmark $$b -p overrides '$(REPRO_OVERRIDES)' \
+	      $$(case $$nb in table*) echo -p archive True;; esac) || exit 1; \
 	  done; \
 	done
 	@ls figures

@@ -124,11 +124,13 @@ class ResultsStore:
         "Records of `cfg` for every seed in `seeds`."
         return [self.ensure(replace(cfg, seed=s), detectors, **kw) for s in seeds]
 
-    def archive_records(self, cfgs, dest=None) -> list:
-        "Copy the records of `cfgs` (training record and every evaluation record, no checkpoint) under `dest` (default: the archive)."
+    def archive_records(self, runs, dest=None) -> list:
+        """Copy the records of `runs` (configurations, or run folders such as a table's provenance) under `dest`
+        (default: the archive): the training record and every evaluation record, never a checkpoint. A run that is
+        not in the store (its record came from the archive) is skipped."""
         dest, out = Path(dest or self.archive), []
-        for cfg in cfgs:
-            src = self.folder(cfg)
+        for run in runs:
+            src = self.folder(run) if isinstance(run, TrainConfig) else self.root / Path(run).name
             for rec in [src / "record.json", *sorted((src / "eval").glob("*/record.json"))]:
                 if rec.exists():
                     target = dest / rec.relative_to(self.root)
