@@ -3,12 +3,15 @@ version and their own code), find stale outputs, render every notebook of nbs/ t
 
     python docs/build.py execute [NOTEBOOK ...]   # run them in nbs/ and write the outputs back (default: OUTPUT_NOTEBOOKS)
     python docs/build.py stale                    # list committed outputs that no longer match the library or the code
-    python docs/build.py render [OUT]             # nbs/*.ipynb -> OUT/*.html (default _docs), with the figures they use
+    python docs/build.py render [OUT]             # nbs/*.ipynb, docs/*.md and an API page per module -> OUT/*.html
+                                                  # (default _docs), with the figures they use
     python docs/build.py check [OUT]              # every page built, every image and internal link resolves
+    python docs/build.py readme                   # README.md from nbs/index.ipynb (its Markdown and Markdown outputs)
     python docs/build.py browser [OUT]            # a real browser shows the index page with its figure (Playwright
                                                   # and a Chromium: pip install playwright; apt install chromium)
 
-`make docs` runs execute, nbdev_clean, render and check. The site uses nbconvert (Jupyter's own converter, installed with
+`make docs` runs execute, nbdev_clean, readme, render and check. The site has a page per notebook, per Markdown page of
+`docs/` (the guides the README links to) and per module of the library (its exported names, signatures and docstrings). The site uses nbconvert (Jupyter's own converter, installed with
 jupyterlab): nbdev's `nbdev_docs` needs Quarto, whose PyPI package downloads its binary at install time.
 """
 from __future__ import annotations
@@ -28,6 +31,8 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
+PAGES = ROOT / "docs"             # docs/*.md: guides rendered as pages of the site
+README = ROOT / "README.md"       # made from nbs/index.ipynb (`readme`)
 META_KEY = "ssod"                 # notebook metadata key of the stamp (kept by nbdev_clean: settings.ini)
 TUTORIAL = ["index.ipynb", "00_framework.ipynb", "01_sampler.ipynb", "02_model.ipynb", "03_losses.ipynb",
             "03b_first_training.ipynb"]
@@ -158,7 +163,7 @@ def _rewrite_links(page: str, nb_dir: Path, out: Path) -> str:
         if u.scheme or u.netloc or url.startswith("#") or url.startswith("data:"):
             return m.group(0)
         target = unquote(u.path)
-        if target.endswith(".ipynb"):
+        if target.endswith(".ipynb") or (target.endswith(".md") and (nb_dir / target).resolve().parent == PAGES):
             new = Path(target).with_suffix(".html").name + (f"#{u.fragment}" if u.fragment else "")
             return f'{attr}="{new}"'
         src = (nb_dir / target).resolve()
@@ -182,37 +187,104 @@ def copy_mathjax(out: Path) -> str:
     return f"mathjax/MathJax.js?config={MATHJAX_CONFIG}"
 
 
-def render(out=ROOT / "_docs", nbs: Path = NBS, log=print) -> list:
-    "Every notebook of `nbs` as an HTML page in `out` (written to a temporary folder, then moved into place)."
+def guide_pages(pages: Path = PAGES) -> list:
+    "The Markdown guides of `docs/` (each becomes a page of the site)."
+    return sorted(p.name for p in pages.glob("*.md"))
+
+
+def _markdown_notebook(text: str):
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text)])
+
+
+def library_modules() -> list:
+    "The modules of the library (`ssod/_modidx.py` lists them), in the reading order of the notebooks they come from."
+    import importlib
+    import ssod._modidx as idx
+    mods = {m.split(".")[1] for m in idx.d["syms"]} - {"_modidx"}
+    return sorted(mods, key=lambda m: (_source_notebook(importlib.import_module(f"ssod.{m}")), m))
+
+
+def _signature(obj) -> str:
+    import inspect
+    try:
+        return str(inspect.signature(obj))
+    except (TypeError, ValueError):
+        return "(...)"
+
+
+def api_notebook(module: str):
+    """A page of `ssod.<module>`: its docstring, then every name of its `__all__` with its signature and docstring
+    (classes also their public methods)."""
+    import importlib, inspect
+    mod = importlib.import_module(f"ssod.{module}")
+    cells = [f"# ssod.{module}\n\n{inspect.getdoc(mod) or ''}\n\nFrom [{_source_notebook(mod)}]"
+             f"({_source_notebook(mod)}).".replace("From []().", "")]
+    for name in getattr(mod, "__all__", []):
+        obj = getattr(mod, name)
+        if inspect.isclass(obj):
+            text = f"## {name}\n\n```python\nclass {name}{_signature(obj)}\n```\n\n{inspect.getdoc(obj) or ''}"
+            for m, f in vars(obj).items():
+                f = f.fget if isinstance(f, property) else getattr(f, "__func__", f)
+                if not m.startswith("_") and callable(f) and f.__doc__:
+                    text += f"\n\n- `{m}{_signature(f)}`: {inspect.getdoc(f).splitlines()[0]}"
+        elif callable(obj):
+            text = f"## {name}\n\n```python\n{name}{_signature(obj)}\n```\n\n{inspect.getdoc(obj) or ''}"
+        else:
+            text = f"## {name}\n\n```python\n{name} = {html.escape(repr(obj)[:300])}\n```"
+        cells.append(text)
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(c) for c in cells])
+
+
+def _source_notebook(mod) -> str:
+    "The notebook a module is exported from (its 'File to edit' line), as a link target."
+    m = re.search(r"File to edit: \.\./nbs/(\S+\.ipynb)", Path(mod.__file__).read_text())
+    return m.group(1) if m else ""
+
+
+def api_index(modules) -> str:
+    return "# API reference\n\nEvery module of the library, with every exported name, its signature and docstring:\n\n" + \
+        "\n".join(f"- [ssod.{m}](api_{m}.md)" for m in modules)
+
+
+def render(out=ROOT / "_docs", nbs: Path = NBS, pages: Path = PAGES, log=print) -> list:
+    """Every notebook of `nbs`, every guide of `pages` and an API page per module as HTML pages in `out` (written to a
+    temporary folder, then moved into place)."""
     from nbconvert import HTMLExporter
     out = Path(out)
     tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None, prefix=f".{out.name}."))
     try:
         names = sorted(p.name for p in nbs.glob("*.ipynb"))
         names = (["index.ipynb"] if "index.ipynb" in names else []) + [n for n in names if n != "index.ipynb"]
-        nbs_read = {n: _for_readers(nbformat.read(nbs / n, as_version=4)) for n in names}
-        nav = "".join(f'<a href="{Path(n).with_suffix(".html").name}">{html.escape(Path(n).stem)}</a> '
-                      for n in names)
+        docs = {n: (_for_readers(nbformat.read(nbs / n, as_version=4)), nbs) for n in names}
+        docs |= {n: (_markdown_notebook((pages / n).read_text()), pages) for n in guide_pages(pages)}
+        modules = library_modules()
+        docs["api.md"] = (_markdown_notebook(api_index(modules)), pages)
+        docs |= {f"api_{m}.md": (api_notebook(m), nbs) for m in modules}
+        link = lambda n: f'<a href="{Path(n).with_suffix(".html").name}">{html.escape(Path(n).stem)}</a> '
+        nav = "".join(link(n) for n in names) + "| " + "".join(link(n) for n in guide_pages(pages)) + "| " + link("api.md")
         exporter = HTMLExporter(template_name="lab", mathjax_url=copy_mathjax(tmp))
-        for n, nb in nbs_read.items():
+        for n, (nb, base) in docs.items():
             body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb, n)}})
             body = body.replace("<body", f'<body data-ssod-page="{n}"', 1)
             body = re.sub(r"<body[^>]*>", lambda m: m.group(0) + NAV_STYLE + nav + "</nav>", body, count=1)
-            (tmp / Path(n).with_suffix(".html").name).write_text(_rewrite_links(body, nbs, tmp), encoding="utf-8")
+            if n.startswith("api"):   # the API pages link to each other as pages
+                body = re.sub(r'href="(api_?\w*)\.md"', r'href="\1.html"', body)
+            (tmp / Path(n).with_suffix(".html").name).write_text(_rewrite_links(body, base, tmp), encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log(f"{len(names)} pages in {out}")
-    return names
+    log(f"{len(docs)} pages in {out}")
+    return list(docs)
 
 
 def check(out=ROOT / "_docs", nbs: Path = NBS) -> list:
     "Problems of a rendered site: a notebook without its page, an image or an internal link that does not resolve."
     out = Path(out)
-    problems = [f"no page for {p.name}" for p in nbs.glob("*.ipynb") if not (out / p.with_suffix(".html").name).exists()]
+    wanted = [p.name for p in nbs.glob("*.ipynb")] + guide_pages() + ["api.md"] + [f"api_{m}.md" for m in library_modules()]
+    problems = [f"no page for {n}" for n in wanted if not (out / Path(n).with_suffix(".html").name).exists()]
     ids = {}
     for page in out.glob("*.html"):
         text = page.read_text(encoding="utf-8")
@@ -251,6 +323,32 @@ def browser_check(out=ROOT / "_docs", page: str = "index.html", executable: str 
     return {"title": title, "images": images, "math": math[0], "math_errors": math[1]}
 
 
+def readme_text(nbs: Path = NBS) -> str:
+    """README.md as made from `index.ipynb`: its Markdown cells and the Markdown outputs of its code cells (tables read
+    from committed files), with links made relative to the repository's root."""
+    nb = nbformat.read(nbs / "index.ipynb", as_version=4)
+    parts = []
+    for c in nb.cells:
+        if c.cell_type == "markdown":
+            parts.append(c.source)
+        elif c.cell_type == "code":
+            parts += [o["data"]["text/markdown"] for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]
+    def fix(m):
+        label, url = m.groups()
+        u = urlparse(url)
+        if u.scheme or u.netloc or url.startswith("#"):
+            return m.group(0)
+        path = os.path.normpath(os.path.join("nbs", u.path)) + (f"#{u.fragment}" if u.fragment else "")
+        return f"[{label}]({path})"
+    text = "\n\n".join(p.strip("\n") for p in parts) + "\n"
+    return re.sub(r"\[([^\]]*)\]\(([^)\s]+)\)", fix, text)
+
+
+def readme_links(text: str) -> list:
+    "The local targets the README links to (files of the repository)."
+    return [u for u in re.findall(r"\]\(([^)\s]+)\)", text) if not urlparse(u).scheme and not u.startswith("#")]
+
+
 def site_size(out=ROOT / "_docs") -> int:
     return sum(p.stat().st_size for p in Path(out).rglob("*") if p.is_file())
 
@@ -260,6 +358,10 @@ def main(argv=None) -> int:
     cmd = argv.pop(0) if argv else "help"
     if cmd == "execute":
         execute(argv or None)
+        return 0
+    if cmd == "readme":
+        README.write_text(readme_text())
+        print(f"{README.name}: {len(README.read_text().splitlines())} lines from nbs/index.ipynb")
         return 0
     if cmd == "stale":
         reasons = [r for n in output_notebooks() for r in stale_reasons(NBS / n)]
