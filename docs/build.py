@@ -127,13 +127,21 @@ def execute(names=None, nbs: Path = NBS, timeout: int = 1200, log=print) -> dict
 
 # ---- the site
 
+def _markdown_outputs(cell) -> list:
+    return [o["data"]["text/markdown"] for o in cell.get("outputs", []) if "text/markdown" in o.get("data", {})]
+
+
 def _for_readers(nb):
-    "Drop what only nbdev needs: `#| hide` cells and the directive lines of the others."
+    """Drop what only nbdev needs: `#| hide` cells and the directive lines of the others; a `#| echo: false` cell shows
+    only its Markdown output (a table read from a committed file), as text."""
     cells = []
     for c in nb.cells:
         lines = c.source.splitlines()
         if c.cell_type == "code":
             if any(l.strip() in ("#| hide", "#|hide") for l in lines) or any(l.startswith("#| default_exp") for l in lines):
+                continue
+            if any(l.replace(" ", "") == "#|echo:false" for l in lines):
+                cells += [nbformat.v4.new_markdown_cell(t) for t in _markdown_outputs(c)]
                 continue
             c.source = "\n".join(l for l in lines if not l.startswith("#|")).strip("\n")
         if c.cell_type == "raw":
@@ -332,7 +340,7 @@ def readme_text(nbs: Path = NBS) -> str:
         if c.cell_type == "markdown":
             parts.append(c.source)
         elif c.cell_type == "code":
-            parts += [o["data"]["text/markdown"] for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]
+            parts += _markdown_outputs(c)
     def fix(m):
         label, url = m.groups()
         u = urlparse(url)
