@@ -94,7 +94,10 @@ def _check_cut(net: nn.Module, trunk, head, in_channels: int, what: str):
 
 def factory_parts(arch: str, num_classes: int, in_channels: int, args: dict | None = None) -> tuple:
     "(trunk, C, head) of the network the factory `arch` builds with `args`, as it is (see above)."
-    made = find_factory(arch)(**(args or {}))
+    try:
+        made = find_factory(arch)(**(args or {}))
+    except TypeError as e:   # most often arch_args the function does not take
+        raise ValueError(f"arch {arch} called with arch_args {args or {}}: {e}") from None
     if isinstance(made, tuple) and len(made) == 2 and all(isinstance(m, nn.Module) for m in made):
         trunk, head = made
     elif isinstance(made, nn.Module):

@@ -67,7 +67,7 @@ class TrainConfig(LossConfig):
     "Every parameter of a training run. Defaults: the paper (Sec. 5.1, App. B); the loss's are `LossConfig`'s."
     benchmark: str = param("fmnist_scenes", "offline: fmnist_scenes, scenes_rho0, scenes_rho0.8 or fmnist; "
                            "cifar10, cifar10_32 or imagenet; folder (your image folders: train_dir, test_dir, ood_dirs); own "
-                           "(your torch Datasets, passed in Python: ssod.experiment.run(cfg, data=ssod.adapt.OwnData(...)))")
+                           "(your torch Datasets, passed in Python to ssod.experiment.run as an ssod.adapt.OwnData)")
     train_dir: str = param("", "benchmark folder: training images, one sub-folder per class", optional=True)
     val_dir: str = param("", "benchmark folder: validation images by class; empty: a fixed 10% of train_dir",
                          optional=True)

@@ -23,6 +23,7 @@ from .config import OWN, TrainConfig, make_config, coerce, PRESETS
 from .runtime import resolve_device, resolve_precision, runtime_info
 from .data import DataNotFound, check_images, fixture_sets, get_benchmark, load_dataset
 from .train import Trainer, model_from_checkpoint, resolve_checkpoint, check_init
+from .backbones import is_factory_arch, factory_parts
 from .detectors import detector_class, detector_names
 from .methods import METHODS
 from .results import evaluate_model, write_record, code_version, record_table
@@ -145,7 +146,10 @@ def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = N
     dets, params = check_detectors(cfg, detectors, detector_params)
     check_out_dir(cfg.out_dir)
     check_init(cfg)
-    check_fit_and_tune(cfg, dets, params, data.check(cfg) if data is not None else check_data(cfg), tune)
+    n_fit = data.check(cfg) if data is not None else check_data(cfg)
+    if is_factory_arch(cfg.arch):   # your network, built once now: a factory that fails does so before any work
+        factory_parts(cfg.arch, cfg.bench.num_classes, cfg.bench.in_channels, cfg.arch_kwargs)
+    check_fit_and_tune(cfg, dets, params, n_fit, tune)
     return dets
 
 # %% ../nbs/09_experiment.ipynb #cf2b942c
