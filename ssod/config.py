@@ -5,6 +5,7 @@
 # %% ../nbs/04a_config.ipynb #d7e15966
 from __future__ import annotations
 import functools
+import json
 import math
 from dataclasses import dataclass, asdict, fields
 
@@ -12,12 +13,13 @@ import torch
 
 from .losses import LossConfig, param
 from .model import ARCHS, is_torchvision_arch
+from .backbones import is_factory_arch, find_factory, factory_path
 from .methods import METHODS
-from .data import check_folder_paths, folder_benchmark, get_benchmark
+from .data import Benchmark, check_folder_paths, folder_benchmark, get_benchmark
 from .runtime import PRECISIONS
 
 # %% auto #0
-__all__ = ['PRESETS', 'DEMO_BUDGET', 'BENCHMARK_PRESETS', 'PAPER_ARCH', 'RESUME_KEYS_IGNORED', 'RUN_PARAMETERS',
+__all__ = ['OWN', 'PRESETS', 'DEMO_BUDGET', 'BENCHMARK_PRESETS', 'PAPER_ARCH', 'RESUME_KEYS_IGNORED', 'RUN_PARAMETERS',
            'EVALUATE_PARAMETERS', 'coerce', 'TrainConfig', 'make_config', 'parameters_cell', 'train_parameter_names',
            'check_parameters']
 
@@ -58,11 +60,14 @@ def coerce(name: str, kind: str, value):
     return value
 
 # %% ../nbs/04a_config.ipynb #57935e9c
+OWN = "own"   # the benchmark of data sets passed in Python (ssod.adapt.OwnData, notebook 13)
+
 @dataclass
 class TrainConfig(LossConfig):
     "Every parameter of a training run. Defaults: the paper (Sec. 5.1, App. B); the loss's are `LossConfig`'s."
     benchmark: str = param("fmnist_scenes", "offline: fmnist_scenes, scenes_rho0, scenes_rho0.8 or fmnist; "
-                           "cifar10, cifar10_32 or imagenet; folder (your image folders: train_dir, test_dir, ood_dirs)")
+                           "cifar10, cifar10_32 or imagenet; folder (your image folders: train_dir, test_dir, ood_dirs); own "
+                           "(your torch Datasets, passed in Python to ssod.experiment.run as an ssod.adapt.OwnData)")
     train_dir: str = param("", "benchmark folder: training images, one sub-folder per class", optional=True)
     val_dir: str = param("", "benchmark folder: validation images by class; empty: a fixed 10% of train_dir",
                          optional=True)
@@ -73,8 +78,12 @@ class TrainConfig(LossConfig):
                       optional=True)
     std: str = param("", "benchmark folder: input std per channel; empty: measured on the training images",
                      optional=True)
+    num_classes: int = param(0, "benchmark own: the classes of your data (filled in from it); 0 otherwise", optional=True)
+    in_channels: int = param(0, "benchmark own: the channels of your images (filled in from them); 0 otherwise",
+                             optional=True)
     arch: str = param("small_resnet", "backbone: one of ssod.model.ARCHS (presets pick the paper's for the benchmark) "
-                      "or torchvision:<name>, any torchvision CNN classifier")
+                      "or torchvision:<name>, any torchvision CNN classifier, or package.module:function, your own model factory")
+    arch_args: str = param("", "arch package.module:function: its keyword arguments, as JSON", optional=True)
     pretrained: bool = param(False, "torchvision ImageNet weights for the backbone")
     init_from: str = param("", "start from the weights of this checkpoint or run folder (e.g. SSOD fine-tuning of a "
                            "trained vanilla network, the paper's ImageNet protocol); a relative path is taken from the "
@@ -120,13 +129,22 @@ class TrainConfig(LossConfig):
     dist_timeout: int = param(300, "several processes: seconds before a collective waiting on a dead process fails")
 
     def __post_init__(self):
+        if callable(self.arch):       # a model factory of yours, by the import path a checkpoint can store
+            self.arch = factory_path(self.arch)
+        if isinstance(self.arch_args, dict):
+            try:
+                self.arch_args = json.dumps(self.arch_args, sort_keys=True) if self.arch_args else ""
+            except TypeError as e:
+                raise ValueError(f"arch_args must be JSON-serialisable (a checkpoint stores them): {e}") from None
         for f in fields(self):
             setattr(self, f.name, coerce(f.name, f.type, getattr(self, f.name)))
         super().__post_init__()  # LossConfig: alpha, gamma, balance, sampler, ...
-        if self.benchmark != "folder":
-            get_benchmark(self.benchmark)
-        else:
+        if self.benchmark == "folder":
             check_folder_paths(self.train_dir, self.test_dir, self.ood_dirs)
+        elif self.benchmark != OWN:
+            get_benchmark(self.benchmark)
+        if is_factory_arch(self.arch):
+            find_factory(self.arch)   # imported now: a factory that cannot be found fails before any work
         for ok, msg in self._checks():
             if not ok:
                 raise ValueError(msg)
@@ -137,8 +155,19 @@ class TrainConfig(LossConfig):
         at_least = lambda name, low: (getattr(self, name) >= low, f"{name} must be >= {low}, got {getattr(self, name)!r}")
         return [
             choice("method", METHODS), choice("ood_head", ("linear", "mlp")),
-            (self.arch in ARCHS or is_torchvision_arch(self.arch), f"unknown arch {self.arch!r}; known architectures: "
-             f"{', '.join(ARCHS)}, or torchvision:<name> (any torchvision CNN classifier)"),
+            (self.arch in ARCHS or is_torchvision_arch(self.arch) or is_factory_arch(self.arch), f"unknown arch "
+             f"{self.arch!r}; known architectures: {', '.join(ARCHS)}, torchvision:<name> (any torchvision CNN "
+             "classifier), or package.module:function (your own model factory)"),
+            (not self.arch_args or is_factory_arch(self.arch) and isinstance(_json(self.arch_args), dict),
+             f"arch_args must be a JSON object of keyword arguments for a model factory arch, got {self.arch_args!r} "
+             f"with arch {self.arch!r}"),
+            (not (self.pretrained and is_factory_arch(self.arch)), "pretrained: a model factory loads its own weights"),
+            (self.benchmark == OWN or self.num_classes == self.in_channels == 0, "num_classes and in_channels describe "
+             f"data passed in Python (benchmark own); benchmark {self.benchmark!r} has its own"),
+            (self.num_classes == 0 or self.num_classes >= 2, f"num_classes must be >= 2, got {self.num_classes!r}"),
+            at_least("in_channels", 0),
+            (self.benchmark != OWN or self.augment == "none" and not self.hflip, "benchmark own: your Dataset does "
+             "any augmentation; ssod's (augment, hflip) acts on its own data sets: set augment='none', hflip=False"),
             choice("lr_schedule", ("step", "cosine", "constant")), choice("augment", ("rrc", "none")),
             choice("precision", PRECISIONS), choice("select", ("val_acc", "last")),
             (self.method not in METHODS or not METHODS[self.method].alpha_zero or self.alpha == 0,
@@ -163,10 +192,20 @@ class TrainConfig(LossConfig):
     @functools.cached_property
     def bench(self):
         "The benchmark this run reads, resolved once (`folder`: built from the configured paths, notebook 04)."
+        if self.benchmark == OWN:
+            if not self.num_classes or not self.in_channels or not self.image_size:
+                raise ValueError("benchmark 'own' is data passed in Python: ssod.experiment.run(cfg, data=OwnData(...)) "
+                                 "fills in num_classes, in_channels and image_size from it")
+            return Benchmark(OWN, OWN, (), self.num_classes, self.in_channels, self.image_size, (), ())
         if self.benchmark == "folder":
             return folder_benchmark(self.train_dir, self.test_dir, self.ood_dirs, self.val_dir, self.image_size,
                                     self.mean, self.std)
         return get_benchmark(self.benchmark)
+
+    @property
+    def arch_kwargs(self) -> dict:
+        "The keyword arguments of a model factory arch (`arch_args` read from JSON)."
+        return json.loads(self.arch_args) if self.arch_args else {}
 
     @property
     def fit_limit(self) -> int:
@@ -181,6 +220,12 @@ class TrainConfig(LossConfig):
     def help(cls) -> dict:
         "{field: help text} (the CLI's and the papermill parameters' documentation)."
         return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+
+def _json(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
 
 def _is_device(name: str) -> bool:
     try:
@@ -226,6 +271,8 @@ def make_config(preset: str = "demo", **overrides) -> TrainConfig:
         base["alpha"] = 0.0  # these methods do not use Eq. 9's OOD term
     if bench == "imagenet":
         base["pretrained"] = True
+    if bench == OWN:
+        base["augment"] = "none"   # your Dataset augments
     return TrainConfig(**{**base, **overrides})
 
 # %% ../nbs/04a_config.ipynb #3235781f

@@ -19,9 +19,9 @@ __all__ = ['IMAGE_EXTS', 'MANIFEST', 'HASH_CACHE', 'DATASETS', 'FMNIST_CLASSES',
            'CIFAR10_BATCHES', 'CIFAR_OOD', 'IMAGENET_OOD', 'BENCHMARKS', 'checkout_dir', 'data_root', 'DataNotFound',
            'ImageSet', 'FolderSet', 'image_folder', 'manifest_key', 'file_sha256', 'check_manifest', 'fixture_sets',
            'load_image_file', 'DatasetSpec', 'register', 'load_dataset', 'train_val_split', 'read_cifar_batch',
-           'Benchmark', 'get_benchmark', 'check_folder_paths', 'folder_benchmark', 'check_images', 'shuffled_patches',
-           'load_val_ood', 'rrc_params', 'crop_resize', 'BatchTransform', 'eval_ops', 'folder_transform',
-           'to_image_set', 'TensorLoader', 'FolderLoader', 'make_loader']
+           'Benchmark', 'get_benchmark', 'check_folder_paths', 'folder_benchmark', 'check_images', 'shuffle_patches',
+           'shuffled_patches', 'load_val_ood', 'rrc_params', 'crop_resize', 'BatchTransform', 'eval_ops',
+           'folder_transform', 'to_image_set', 'TensorLoader', 'FolderLoader', 'make_loader']
 
 # %% ../nbs/04_data.ipynb #3a0ed540
 def checkout_dir() -> Path | None:
@@ -511,11 +511,11 @@ def check_images(ds) -> None:
             raise ValueError(f"{p} is not a readable image ({type(e).__name__}: {e}); remove or replace it") from None
 
 # %% ../nbs/04_data.ipynb #3941ba5d
-def shuffled_patches(ds: ImageSet, grid: int = 4, seed: int = 0) -> ImageSet:
-    "Cut every image into grid x grid patches and shuffle them (one seeded permutation per image)."
-    n, c, h, w = ds.images.shape
+def shuffle_patches(x: torch.Tensor, grid: int = 4, seed: int = 0) -> torch.Tensor:
+    "Cut every image of a batch N x C x H x W (any dtype) into grid x grid patches and shuffle them (one seeded permutation per image)."
+    n, c, h, w = x.shape
     ph, pw = h // grid, w // grid
-    x = ds.images[:, :, :ph * grid, :pw * grid]
+    x = x[:, :, :ph * grid, :pw * grid]
     patches = x.reshape(n, c, grid, ph, grid, pw).permute(0, 2, 4, 1, 3, 5).reshape(n, grid * grid, c, ph, pw)
     g = torch.Generator().manual_seed(seed)
     perm = torch.rand(n, grid * grid, generator=g).argsort(1)   # one random permutation per image
@@ -523,7 +523,11 @@ def shuffled_patches(ds: ImageSet, grid: int = 4, seed: int = 0) -> ImageSet:
     out = patches.reshape(n, grid, grid, c, ph, pw).permute(0, 3, 1, 4, 2, 5).reshape(n, c, ph * grid, pw * grid)
     if (ph * grid, pw * grid) != (h, w):
         out = F.pad(out, (0, w - pw * grid, 0, h - ph * grid))
-    return ImageSet(out.contiguous(), None, f"{ds.name}_shuffled_patches")
+    return out.contiguous()
+
+def shuffled_patches(ds: ImageSet, grid: int = 4, seed: int = 0) -> ImageSet:
+    "The images of `ds` with their patches shuffled (`shuffle_patches`)."
+    return ImageSet(shuffle_patches(ds.images, grid, seed), None, f"{ds.name}_shuffled_patches")
 
 def load_val_ood(bench: Benchmark, root=None, limit: int = 0) -> ImageSet:
     """The benchmark's validation OOD set (its first `limit` images when > 0: image i is the same whatever the limit,

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig, make_config, coerce, PRESETS
+from .config import OWN, TrainConfig, make_config, coerce, PRESETS
 from .runtime import resolve_device, resolve_precision, runtime_info
 from .data import DataNotFound, check_images, fixture_sets, get_benchmark, load_dataset
 from .train import Trainer, model_from_checkpoint, resolve_checkpoint, check_init
+from .backbones import is_factory_arch, factory_parts
 from .detectors import detector_class, detector_names
 from .methods import METHODS
 from .results import evaluate_model, write_record, code_version, record_table
@@ -139,12 +140,16 @@ def check_fit_and_tune(cfg: TrainConfig, dets, params, n_fit: int, tune: bool):
         warnings.warn(f"{', '.join(tuned)} will be tuned on {n_tune} ID and {n_tune} OOD validation images "
                       f"(limit_tune / limit_eval); below {MIN_TUNE} the choice is mostly noise", stacklevel=3)
 
-def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = None, tune: bool = True) -> list:
-    "Every check that can fail before training starts; returns the detectors the run evaluates."
+def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = None, tune: bool = True,
+              data=None) -> list:
+    "Every check that can fail before training starts (`data`: your data sets, notebook 13); returns the detectors."
     dets, params = check_detectors(cfg, detectors, detector_params)
     check_out_dir(cfg.out_dir)
     check_init(cfg)
-    check_fit_and_tune(cfg, dets, params, check_data(cfg), tune)
+    n_fit = data.check(cfg) if data is not None else check_data(cfg)
+    if is_factory_arch(cfg.arch):   # your network, built once now: a factory that fails does so before any work
+        factory_parts(cfg.arch, cfg.bench.num_classes, cfg.bench.in_channels, cfg.arch_kwargs)
+    check_fit_and_tune(cfg, dets, params, n_fit, tune)
     return dets
 
 # %% ../nbs/09_experiment.ipynb #cf2b942c
@@ -185,15 +190,19 @@ class RunLock:
         return False
 
 # %% ../nbs/09_experiment.ipynb #e59af758
-def run_record(cfg: TrainConfig, ev: dict, device, precision: str, data_root=None, **config_extra) -> dict:
+def run_record(cfg: TrainConfig, ev: dict, device, precision: str, data_root=None, data=None, **config_extra) -> dict:
     """The run record of an evaluation `ev` (see `evaluate_model`) of a model of `cfg` (one shape for training and
     re-evaluation). `config.benchmark` stays the benchmark the network was trained on; an evaluation on another one says
-    so in `config.eval_benchmark`. `data.fixtures` lists the sets read that are synthetic stand-ins (tests)."""
+    so in `config.eval_benchmark`. `data.fixtures` lists the sets read that are synthetic stand-ins (tests); with your
+    data sets (`data`, notebook 13) the record describes them instead."""
     other = config_extra.get("eval_benchmark")
-    bench = get_benchmark(other) if other and other != cfg.benchmark else cfg.bench
-    fixtures = fixture_sets([bench.id_set, *ev["ood"]], data_root or cfg.data_root or None)
+    if data is not None:
+        described = {"fixtures": [], **data.describe()}
+    else:
+        bench = get_benchmark(other) if other and other != cfg.benchmark else cfg.bench
+        described = {"fixtures": fixture_sets([bench.id_set, *ev["ood"]], data_root or cfg.data_root or None)}
     return {"config": {**cfg.to_dict(), **config_extra, "code_version": code_version()},
-            "data": {"fixtures": fixtures},
+            "data": described,
             "runtime": runtime_info(device, precision), "metric_definitions": METRIC_DEFINITIONS,
             "id_acc": ev["id_acc"], "ood": ev["ood"], "ood_avg": ev["ood_avg"], "ood_groups": ev["ood_groups"],
             **{k: ev[k] for k in ("covariate", "covariate_acc") if k in ev},
@@ -201,10 +210,14 @@ def run_record(cfg: TrainConfig, ev: dict, device, precision: str, data_root=Non
             "tuning_auroc": ev["tuning_auroc"],
             "timing": {"eval_s": ev["eval_s"], "feature_pass_s": ev["feature_pass_s"], "detector_s": ev["detector_s"]}}
 
-def evaluate(model, cfg: TrainConfig, detectors, detector_params, tune, device, precision, log=print, **kw) -> dict:
+def evaluate(model, cfg: TrainConfig, detectors, detector_params, tune, device, precision, log=print, data=None,
+             **kw) -> dict:
     "`evaluate_model` with the configuration's evaluation settings (limits, batch size, image size, data root)."
     other = kw.pop("benchmark", None)
-    return evaluate_model(model, get_benchmark(other) if other else cfg.bench, detectors, detector_params, tune, device,
+    if data is not None:
+        model.input_std = data.std   # ODIN's and Mahalanobis's step eps is in pixel units of your inputs
+    bench = data if data is not None else get_benchmark(other) if other else cfg.bench
+    return evaluate_model(model, bench, detectors, detector_params, tune, device,
                           precision, batch_size=cfg.eval_batch_size or cfg.batch_size, channels_last=cfg.channels_last,
                           image_size=cfg.image_size, limit_eval=kw.pop("limit_eval", cfg.limit_eval),
                           limit_fit=cfg.fit_limit, limit_tune=cfg.limit_tune,
@@ -222,22 +235,28 @@ def _set_aside(out_dir: Path, log=print):
         log(f"resume=False: the earlier results of {out_dir} are now in {dest}")
 
 def run(cfg: TrainConfig, detectors=None, tune: bool = True, detector_params: dict | None = None,
-        cache_features: bool = False, log=print, progress: bool = True, check: bool = True) -> dict:
+        cache_features: bool = False, log=print, progress: bool = True, check: bool = True, data=None) -> dict:
     """Check (unless the caller did), train, evaluate, write {out_dir}/record.json; returns the record. The run holds
-    its folder's lock from the first step to the record, so a second run into the folder fails at once."""
-    dets = check_run(cfg, detectors, detector_params, tune) if check else list(detectors or default_detectors(cfg))
+    its folder's lock from the first step to the record, so a second run into the folder fails at once. `data`: your
+    own data sets (`ssod.adapt.OwnData`, notebook 13) with `cfg.benchmark` 'own'."""
+    if data is not None:
+        cfg = data.configure(cfg)   # they fix the classes, channels and image size of the run
+        if cache_features:
+            raise ValueError("cache_features keys its files by ssod's own data sets; leave it off with data=")
+    dets = check_run(cfg, detectors, detector_params, tune, data) if check else list(detectors or default_detectors(cfg))
     params = parse_detector_params(detector_params)
     writer = int(os.environ.get("RANK", "0")) == 0   # under torchrun rank 0 writes checkpoints and the record
     with RunLock(cfg.out_dir, log) if writer else contextlib.nullcontext():
         if writer and not cfg.resume:
             _set_aside(Path(cfg.out_dir), log)
-        trainer = Trainer(cfg, log=log, progress=progress).fit()
+        trainer = Trainer(cfg, log=log, progress=progress, data=data).fit()
         if trainer.rank != 0:
             return None
         log(f"evaluating {len(dets)} detectors on {cfg.benchmark}")
-        ev = evaluate(trainer.model, cfg, dets, params, tune, trainer.device, trainer.precision, log,
+        ev = evaluate(trainer.model, cfg, dets, params, tune, trainer.device, trainer.precision, log, data,
                       cache_dir=Path(cfg.out_dir) / "features" if cache_features else None)
-        record = run_record(cfg, ev, trainer.device, trainer.precision, detectors=dets, tune=tune, detector_params=params)
+        record = run_record(cfg, ev, trainer.device, trainer.precision, data=data, detectors=dets, tune=tune,
+                            detector_params=params)
         record["train"] = {"history": trainer.history, "best": trainer.best}
         record["timing"]["train_s"] = sum(h["seconds"] for h in trainer.history)
         log(f"wrote {write_record(record, cfg.out_dir)}")
@@ -246,13 +265,20 @@ def run(cfg: TrainConfig, detectors=None, tune: bool = True, detector_params: di
 # %% ../nbs/09_experiment.ipynb #61daa202
 def evaluate_checkpoint(checkpoint, out_dir, detectors=None, ood_sets=None, benchmark=None, tune: bool = True,
                         detector_params: dict | None = None, device="auto", precision=None, limit_eval: int | None = None,
-                        data_root=None, cache_features: bool = False, log=print) -> dict:
+                        data_root=None, cache_features: bool = False, log=print, data=None) -> dict:
     """Evaluate a checkpoint; write and return {out_dir}/record.json (same shape as a training run's, with the
     evaluated benchmark in `config.eval_benchmark`). limit_eval None: the run's. Every check runs before any pass: the
     detectors against the checkpoint's network, the out_dir (never a training run's folder), the data."""
     path = resolve_checkpoint(checkpoint)
     dev = resolve_device(device)
     model, cfg = model_from_checkpoint(path, dev)
+    if data is not None or cfg.benchmark == OWN:
+        if data is None:
+            raise ValueError(f"{path} was trained on data sets passed in Python (benchmark own): pass them again, "
+                             "evaluate_checkpoint(..., data=OwnData(...))")
+        if benchmark is not None or cache_features:
+            raise ValueError("with data= the evaluation reads your data sets: leave benchmark and cache_features unset")
+        data.configure(cfg)   # your data must have the checkpoint's classes, channels and image size
     dets, params = check_detectors(cfg, detectors, detector_params)
     limit_eval = cfg.limit_eval if limit_eval is None else coerce("limit_eval", "int", limit_eval)
     if benchmark is not None and get_benchmark(benchmark).num_classes != cfg.bench.num_classes:
@@ -260,13 +286,14 @@ def evaluate_checkpoint(checkpoint, out_dir, detectors=None, ood_sets=None, benc
                          f"was trained on {cfg.benchmark!r} with {cfg.bench.num_classes}")
     check_out_dir(out_dir, evaluation=True)
     on_data = replace(cfg, data_root=data_root or cfg.data_root)
-    check_fit_and_tune(on_data, dets, params, check_data(on_data, ood_sets, benchmark), tune)
+    n_fit = data.check(on_data, ood_sets) if data is not None else check_data(on_data, ood_sets, benchmark)
+    check_fit_and_tune(on_data, dets, params, n_fit, tune)
     prec = resolve_precision(precision or cfg.precision, dev)
     with RunLock(out_dir, log):
         ev = evaluate(model, cfg, dets, params, tune, dev, prec, log, benchmark=benchmark, limit_eval=limit_eval,
-                      ood_sets=ood_sets, data_root=data_root,
+                      ood_sets=ood_sets, data_root=data_root, data=data,
                       cache_dir=Path(out_dir) / "features" if cache_features else None)
-        record = run_record(cfg, ev, dev, prec, data_root, checkpoint=str(path), eval_benchmark=benchmark or cfg.benchmark,
+        record = run_record(cfg, ev, dev, prec, data_root, data, checkpoint=str(path), eval_benchmark=benchmark or cfg.benchmark,
                             detectors=dets, ood_sets=list(ev["ood"]), tune=tune, detector_params=params,
                             limit_eval=limit_eval)
         log(f"wrote {write_record(record, out_dir)}")

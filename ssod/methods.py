@@ -263,11 +263,11 @@ register_method(Method("mos", lambda loss, groups=None, **_: MOSObjective(groups
 # %% ../nbs/03a_methods.ipynb #334999a7
 def build_method_model(method: str, arch: str, num_classes: int, in_channels: int, pretrained: bool = False,
                        ood_head: str = "mlp", freeze_backbone: bool = False, freeze_cls: bool = False,
-                       groups: list | None = None, proj_dim: int = 128):
-    "An SSODNet with the method's heads."
+                       groups: list | None = None, proj_dim: int = 128, arch_args: dict | None = None):
+    "An SSODNet with the method's heads (`arch_args`: the keyword arguments of a model factory, notebook 02)."
     m = get_method(method)
     from ssod.model import build_model
-    net = build_model(arch, num_classes, in_channels, pretrained, ood_head, freeze_backbone, freeze_cls)
+    net = build_model(arch, num_classes, in_channels, pretrained, ood_head, freeze_backbone, freeze_cls, arch_args)
     if m.heads is not None:
         m.heads(net, num_classes=num_classes, groups=groups, proj_dim=proj_dim)
     return net

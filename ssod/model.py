@@ -11,10 +11,11 @@ import torch.nn.functional as F
 
 from .framework import Outputs, upcast
 from .sampler import apply_per_block
+from .backbones import TORCHVISION, cut_at_pool, head_channels, is_factory_arch, factory_parts
 
 # %% auto #0
-__all__ = ['TORCHVISION', 'ARCHS', 'BasicBlock', 'SmallResNet', 'receptive_field', 'is_torchvision_arch', 'torchvision_parts',
-           'LogitDifference', 'make_ood_head', 'NetOutput', 'SSODNet', 'build_model']
+__all__ = ['ARCHS', 'BasicBlock', 'SmallResNet', 'receptive_field', 'is_torchvision_arch', 'torchvision_parts', 'LogitDifference',
+           'make_ood_head', 'NetOutput', 'SSODNet', 'build_model']
 
 # %% ../nbs/02_model.ipynb #8e0a9932
 class BasicBlock(nn.Module):
@@ -76,8 +77,6 @@ def _first_conv_to(module: nn.Module, in_channels: int):
                 setattr(parent, name, new)
                 return
 
-TORCHVISION = "torchvision:"   # arch "torchvision:<name>": any torchvision CNN classifier, cut before its global pool
-
 def is_torchvision_arch(arch: str) -> bool:
     "Whether `arch` is torchvision:<name> of one of torchvision's classification models."
     if not arch.startswith(TORCHVISION):
@@ -110,20 +109,8 @@ def _any_torchvision(name: str, num_classes: int, pretrained: bool):
     if name.startswith("densenet"):   # its forward applies ReLU and the pool as functions
         trunk, head = nn.Sequential(net.features, nn.ReLU()), net.classifier
     else:
-        children = list(net.children())
-        pools = [i for i, m in enumerate(children) if isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1))]
-        if not pools:
-            raise ValueError(f"torchvision's {name} has no global average pool to cut at: ssod needs a CNN whose "
-                             "classifier reads GAP(X) (ResNets, RegNets, DenseNets, MobileNets, EfficientNets, ...)")
-        trunk, rest = nn.Sequential(*children[:pools[0]]), [m for m in children[pools[0] + 1:] if not isinstance(m, nn.Flatten)]
-        head = rest[0] if len(rest) == 1 else nn.Sequential(*rest)
-    odd = [type(m).__name__ for m in head.modules() if not isinstance(m, (nn.Sequential, nn.Linear, nn.Dropout, nn.ReLU,
-                                                                          nn.Hardswish, nn.SiLU, nn.GELU, nn.Identity))]
-    if odd:
-        raise ValueError(f"torchvision's {name} has a classifier with {sorted(set(odd))}: f_cls must act on one feature "
-                         "vector at a time (Linear, activation and dropout layers) to be applied to every block")
-    c = next(m for m in head.modules() if isinstance(m, nn.Linear)).in_features
-    return trunk, c, _with_classes(head, num_classes)
+        trunk, head = cut_at_pool(net, f"torchvision's {name}")
+    return trunk, head_channels(head, f"torchvision's {name}"), _with_classes(head, num_classes)
 
 def torchvision_parts(arch: str, num_classes: int, pretrained: bool = False):
     "Split a torchvision classifier into (trunk giving the feature map, channels C, vector classification head)."
@@ -231,10 +218,15 @@ ARCHS = ("small_resnet", "small_resnet_local", "small_resnet_wide", "resnet18", 
          "regnet_y_800mf", "mobilenet_v3_large", "mobilenet_v3_small")
 
 def build_model(arch: str = "small_resnet", num_classes: int = 10, in_channels: int = 3, pretrained: bool = False,
-                ood_head: str = "mlp", freeze_backbone: bool = False, freeze_cls: bool = False) -> SSODNet:
-    "Build an `SSODNet` for `arch` (see `ARCHS`)."
-    if arch not in ARCHS and not arch.startswith(TORCHVISION):
-        raise ValueError(f"unknown arch {arch!r}; known architectures: {', '.join(ARCHS)}, or {TORCHVISION}<name>")
+                ood_head: str = "mlp", freeze_backbone: bool = False, freeze_cls: bool = False,
+                arch_args: dict | None = None) -> SSODNet:
+    "Build an `SSODNet` for `arch` (see `ARCHS`; torchvision:<name>; package.module:function, called with `arch_args`)."
+    if arch not in ARCHS and not arch.startswith(TORCHVISION) and not is_factory_arch(arch):
+        raise ValueError(f"unknown arch {arch!r}; known architectures: {', '.join(ARCHS)}, {TORCHVISION}<name>, or "
+                         "package.module:function (your model factory)")
+    if arch_args and not is_factory_arch(arch):
+        raise ValueError(f"arch_args are the keyword arguments of a model factory (arch package.module:function), "
+                         f"not of {arch}")
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
     if arch.startswith("small_resnet"):
@@ -244,6 +236,10 @@ def build_model(arch: str = "small_resnet", num_classes: int = 10, in_channels: 
         kernels = (3, 3, 3, 1) if arch == "small_resnet_local" else (3, 3, 3, 3)
         trunk = SmallResNet(in_channels, widths, kernels=kernels)
         c, cls_head = trunk.out_channels, nn.Linear(trunk.out_channels, num_classes)
+    elif is_factory_arch(arch):
+        if pretrained:
+            raise ValueError(f"arch {arch}: a model factory loads its own weights (pretrained is for torchvision's)")
+        trunk, c, cls_head = factory_parts(arch, num_classes, in_channels, arch_args)
     else:
         trunk, c, cls_head = torchvision_parts(arch, num_classes, pretrained)
         _first_conv_to(trunk, in_channels)

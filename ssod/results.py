@@ -30,25 +30,28 @@ def evaluate_model(model, benchmark: str, detectors=None, params: dict | None = 
                    device="cpu", precision="auto", batch_size: int = 512, channels_last: bool = False,
                    image_size: int = 0, limit_eval: int = 0, limit_fit: int = 0, limit_tune: int = 0, ood_sets=None, root=None,
                    cache_dir=None, grids: dict | None = None, log=print) -> dict:
-    """Evaluate `model` on a benchmark with `detectors`; returns the record's id_acc, ood, ood_avg, tuned and eval_s.
+    """Evaluate `model` on a benchmark (a name, a `Benchmark`, or your data sets: `ssod.adapt.OwnData`) with `detectors`;
+    returns the record's id_acc, ood, ood_avg, tuned and eval_s.
     `params` fixes a detector's hyperparameters; `grids` replaces a detector's tuning grid (its class's `grid`);
     `limit_tune` > 0 tunes on the first `limit_tune` validation ID and validation OOD images (the demo's CPU budget);
     `batch_size` is that of every evaluation pass, feature and gradient passes alike."""
     t0 = time.time()
     precision = resolve_precision(precision, device)  # one precision for every pass below (perturbation: fp32)
-    bench = benchmark if isinstance(benchmark, Benchmark) else get_benchmark(benchmark)
+    own = hasattr(benchmark, "load")   # your data sets (ssod.adapt.OwnData): model-ready batches, no transform
+    bench = benchmark if isinstance(benchmark, Benchmark) or own else get_benchmark(benchmark)
     params, detectors = dict(params or {}), list(detectors or detector_names())
     for name in detectors:
         detector_class(name).check_params(params.get(name, {}))  # unknown names and parameters fail before any pass
     model.eval()
-    tf = eval_transform(bench, image_size)
+    tf = None if own else eval_transform(bench, image_size)
     cache = FeatureCache(model, tf, device, precision, batch_size, channels_last, cache_dir)
     sets: dict[str, ImageSet] = {}
 
     def data(name, split, n=limit_eval):
         key = f"{name}-{split}-{n}"
         if key not in sets:
-            ds = load_val_ood(bench, root, n) if name == "val_ood" else load_dataset(name, split, root)
+            ds = (bench.load(name, split, n, batch_size) if own else load_val_ood(bench, root, n) if name == "val_ood"
+                  else load_dataset(name, split, root))
             sets[key] = limit(ds, n)
         return key, sets[key]
 

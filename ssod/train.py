@@ -74,14 +74,15 @@ def resolve_checkpoint(path) -> Path:
 
 # %% ../nbs/05_train.ipynb #c3687584
 def model_from_checkpoint(path, device="cpu"):
-    "(model in eval mode, TrainConfig) from an ssod checkpoint (`last.pt` or `best.pt`)."
+    "(model in eval mode, TrainConfig) from an ssod checkpoint (`last.pt`, `best.pt`) or a run folder (its selected one)."
+    path = resolve_checkpoint(path)
     ckpt = load_checkpoint(path)
     known = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in ckpt["config"].items() if k in known})
     bench = cfg.bench
     groups = mos_groups(cfg.benchmark, cfg.data_root or None) if cfg.method == "mos" else None
     model = build_method_model(cfg.method, cfg.arch, bench.num_classes, bench.in_channels, False, cfg.ood_head,
-                               groups=groups, proj_dim=cfg.proj_dim)
+                               groups=groups, proj_dim=cfg.proj_dim, arch_args=cfg.arch_kwargs)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
@@ -122,8 +123,10 @@ SAMPLER_CHECK_IMAGES = 1000   # ID validation images the per-epoch sampler diagn
 
 class Trainer:
     "Train an SSODNet with Eq. 9 (alpha = 0: plain cross entropy) on a benchmark's ID training split."
-    def __init__(self, cfg: TrainConfig, callbacks=(), log=print, progress: bool = True):
-        self.cfg, self.callbacks, self.progress = cfg, list(callbacks), progress
+    def __init__(self, cfg: TrainConfig, callbacks=(), log=print, progress: bool = True, data=None):
+        if data is not None:   # your Datasets (ssod.adapt.OwnData, notebook 13) fix classes, channels and image size
+            cfg = data.configure(cfg)
+        self.cfg, self.data, self.callbacks, self.progress = cfg, data, list(callbacks), progress
         self.rank, self.world_size, self.local_rank = init_distributed(cfg.dist_timeout)
         self.log = log if self.rank == 0 else (lambda *a, **k: None)
         self.device = resolve_device(cfg.device, self.local_rank if self.world_size > 1 else None)
@@ -141,16 +144,21 @@ class Trainer:
 # %% ../nbs/05_train.ipynb #4706a4a7
 @patch
 def _data(self: Trainer):
-    root = self.cfg.data_root or None
-    self.train_set = limit(load_dataset(self.bench.id_set, "train", root), self.cfg.limit_train)
-    self.val_set = limit(load_dataset(self.bench.id_set, "val", root), self.cfg.limit_eval)
-    size = self.cfg.image_size or self.bench.image_size
-    tf = replace(BatchTransform.for_benchmark(self.bench, train=True, augment=self.cfg.augment,
-                                              scale=(self.cfg.rrc_scale_min, 1.0), hflip=self.cfg.hflip), size=size)
-    self.train_loader = make_loader(self.train_set, self.cfg.batch_size, tf, shuffle=True, seed=self.cfg.seed,
-                                    drop_last=True, device=self.device, rank=self.rank, world_size=self.world_size,
-                                    workers=self.cfg.workers, views=method_views(self.cfg.method))
-    self.eval_tf = eval_transform(self.bench, size)
+    if self.data is not None:   # your Datasets: loaders with this run's batch size, seed and processes (notebook 13)
+        self.train_set, self.val_set, self.train_loader = self.data.loaders(self.cfg, self.device, self.rank,
+                                                                            self.world_size)
+        self.eval_tf = None     # their items are model-ready
+    else:
+        root = self.cfg.data_root or None
+        self.train_set = limit(load_dataset(self.bench.id_set, "train", root), self.cfg.limit_train)
+        self.val_set = limit(load_dataset(self.bench.id_set, "val", root), self.cfg.limit_eval)
+        size = self.cfg.image_size or self.bench.image_size
+        tf = replace(BatchTransform.for_benchmark(self.bench, train=True, augment=self.cfg.augment,
+                                                  scale=(self.cfg.rrc_scale_min, 1.0), hflip=self.cfg.hflip), size=size)
+        self.train_loader = make_loader(self.train_set, self.cfg.batch_size, tf, shuffle=True, seed=self.cfg.seed,
+                                        drop_last=True, device=self.device, rank=self.rank, world_size=self.world_size,
+                                        workers=self.cfg.workers, views=method_views(self.cfg.method))
+        self.eval_tf = eval_transform(self.bench, size)
     if len(self.train_loader) == 0:
         n = len(self.train_set)
         raise ValueError(f"no optimisation step per epoch: {n} training images (limit_train={self.cfg.limit_train}) "
@@ -163,7 +171,8 @@ def build(self: Trainer, steps_per_epoch: int):
     torch.manual_seed(self.cfg.seed)
     self.model = build_method_model(self.cfg.method, self.cfg.arch, self.bench.num_classes, self.bench.in_channels,
                                     self.cfg.pretrained, self.cfg.ood_head, self.cfg.freeze_backbone,
-                                    self.cfg.freeze_cls, self.groups, self.cfg.proj_dim).to(self.device)
+                                    self.cfg.freeze_cls, self.groups, self.cfg.proj_dim,
+                                    self.cfg.arch_kwargs).to(self.device)
     if self.cfg.init_from:  # fine-tuning: the other run's weights, a fresh optimiser and schedule
         self.model.load_state_dict(load_checkpoint(check_init(self.cfg), self.device)["model"])
     if self.cfg.alpha == 0:

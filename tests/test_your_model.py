@@ -143,3 +143,169 @@ def test_your_folders_train_and_evaluate_from_the_command_line(tmp_path, repo_ro
     from ssod.data import folder_benchmark
     with pytest.raises(Exception, match="nowhere.*not found|not found.*nowhere"):   # the same check the CLI runs
         folder_benchmark(str(tmp_path / "nowhere"), str(root / "test"), str(root / "ood" / "noise"))
+
+
+# ---- SSOD on your own network and data: a model factory by import path, torch Datasets, ssod's trainer
+
+def tiny_cnn(num_classes: int = 10, width: int = 16):
+    "A network of a user's, built by a function of an importable module (this one)."
+    return nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                         nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
+
+
+def no_pool_cnn(num_classes: int = 10):
+    "A classifier ssod cannot cut: no global average pool before its classifier."
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 28 * 28, num_classes))
+
+
+@pytest.fixture(scope="module")
+def own_data(data_root):
+    "Fashion-MNIST as plain TensorDatasets of normalised tensors (256 train, 64 val and test), MNIST as the OOD set."
+    from ssod.adapt import OwnData
+    from ssod.data import get_benchmark, load_dataset
+    from ssod.inference import eval_transform
+    bench = get_benchmark("fmnist")
+    tf = eval_transform(bench)
+    def as_set(name, split, n):
+        ds = load_dataset(name, split)
+        return TensorDataset(tf(ds.images[:n]), ds.labels[:n])
+    return OwnData(as_set("fashion_mnist", "train", 256), as_set("fashion_mnist", "val", 64),
+                   as_set("fashion_mnist", "test", 64), ood={"mnist": as_set("mnist", "test", 64)}, std=bench.std)
+
+
+def own_config(out_dir, **kw):
+    from ssod.config import make_config
+    return make_config("demo", **{**dict(benchmark="own", arch=tiny_cnn, arch_args={"width": 8}, epochs=1,
+                                         batch_size=64, precision="fp32", out_dir=str(out_dir)), **kw})
+
+
+QUIET = dict(log=lambda *a: None, progress=False)
+
+
+def test_your_network_on_your_data_trains_reloads_and_evaluates_to_the_same_record(tmp_path, own_data):
+    from ssod.experiment import evaluate_checkpoint, run
+    from ssod.train import model_from_checkpoint
+    dets = ["msp", "odin", "mahalanobis", "ssod"]           # ODIN and Mahalanobis tuned, eps > 0 in their grids
+    rec = run(own_config(tmp_path / "run"), dets, data=own_data, **QUIET)
+    c = rec["config"]
+    assert (c["arch"], c["arch_args"], c["benchmark"]) == ("test_your_model:tiny_cnn", '{"width": 8}', "own")
+    assert (c["num_classes"], c["in_channels"], c["image_size"]) == (10, 1, 28) and set(rec["ood"]) == {"mnist"}
+    assert rec["data"]["sizes"] == {"train": 256, "val": 64, "test": 64, "ood:mnist": 64}
+    assert any(float(k.split("eps=")[1]) > 0 for k in rec["tuning_auroc"]["odin"])
+    model, cfg = model_from_checkpoint(tmp_path / "run")     # a run folder: its selected checkpoint
+    assert model.backbone[0].out_channels == 8 and cfg.arch_kwargs == {"width": 8}
+    again = evaluate_checkpoint(tmp_path / "run", tmp_path / "eval", dets, data=own_data, device="cpu", log=QUIET["log"])
+    assert again["ood"] == rec["ood"] and again["id_acc"] == rec["id_acc"] and again["tuned"] == rec["tuned"]
+    with pytest.raises(ValueError, match="trained on data sets passed in Python.*pass them again"):
+        evaluate_checkpoint(tmp_path / "run", tmp_path / "eval2", dets, log=QUIET["log"])
+
+
+def test_a_second_call_resumes_your_run_where_it_stopped(tmp_path, own_data):
+    "Interrupted after epoch 1 of 2, the same call again continues from the checkpoint to what one run gives."
+    from ssod.experiment import run
+    from ssod.train import Trainer, load_checkpoint
+
+    class Interrupt(Exception):
+        pass
+
+    def stop(trainer, rec):
+        raise Interrupt
+    full = run(own_config(tmp_path / "full", epochs=2), ["msp"], data=own_data, **QUIET)
+    cfg = own_config(tmp_path / "cut", epochs=2)
+    with pytest.raises(Interrupt):
+        Trainer(cfg, callbacks=[stop], data=own_data, **QUIET).fit()
+    assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["epoch"] == 1
+    resumed = run(cfg, ["msp"], data=own_data, **QUIET)
+    no_time = lambda hist: [{k: v for k, v in h.items() if k != "seconds"} for h in hist]
+    assert no_time(resumed["train"]["history"]) == no_time(full["train"]["history"])
+    assert resumed["ood"] == full["ood"]
+
+
+def test_bad_factories_and_data_fail_before_any_work(tmp_path, own_data):
+    from ssod.adapt import OwnData
+    from ssod.config import make_config
+    from ssod.experiment import run
+
+    def inner():
+        return tiny_cnn()
+    for factory in (lambda: tiny_cnn(), inner):              # no import path a checkpoint could store
+        with pytest.raises(ValueError, match="cannot be found again by name"):
+            own_config(tmp_path / "x", arch=factory)
+    with pytest.raises(ValueError, match="__main__ does not define it"):
+        own_config(tmp_path / "x", arch="__main__:no_such_factory", arch_args={})
+    with pytest.raises(ValueError, match="arch_args must be JSON-serialisable"):
+        own_config(tmp_path / "x", arch_args={"width": nn.ReLU})
+    fails = [(dict(arch=no_pool_cnn, arch_args={}), "no global average pool"),
+             (dict(arch_args={"num_classes": 5}), "gives 5 classes, the data has 10"),
+             (dict(arch_args={"width": 8, "depth": 3}), "unexpected keyword argument 'depth'"),
+             (dict(batch_size=512), "no optimisation step per epoch")]
+    for over, message in fails[:3]:                           # checked by run before the lock, the data or a step
+        with pytest.raises(ValueError, match=message):
+            run(own_config(tmp_path / "bad", **over), ["msp"], data=own_data, **QUIET)
+        assert not (tmp_path / "bad" / "checkpoints").exists()
+    with pytest.raises(ValueError, match=fails[3][1]):
+        run(own_config(tmp_path / "bad", **fails[3][0]), ["msp"], data=own_data, **QUIET)
+    assert not (tmp_path / "bad" / "checkpoints").exists()
+    no_test = OwnData(own_data.train, own_data.val, std=own_data.std)
+    with pytest.raises(ValueError, match="an evaluation reads test, ood"):
+        run(own_config(tmp_path / "bad"), data=no_test, **QUIET)
+    with pytest.raises(ValueError, match="benchmark='own'"):
+        run(make_config("demo", benchmark="fmnist", out_dir=str(tmp_path / "bad")), data=own_data, **QUIET)
+    with pytest.raises(ValueError, match="benchmark 'own' is data passed in Python"):
+        run(own_config(tmp_path / "bad"), ["msp"], **QUIET)
+    with pytest.raises(ValueError, match="train is a DataLoader: pass its Dataset"):
+        OwnData(DataLoader(own_data.train), own_data.val)
+    assert not (tmp_path / "bad" / "checkpoints").exists()
+
+
+DDP_SCRIPT = '''
+import sys
+from torch import nn
+from torch.utils.data import TensorDataset
+from ssod.adapt import OwnData
+from ssod.config import make_config
+from ssod.data import get_benchmark, load_dataset
+from ssod.experiment import run
+from ssod.inference import eval_transform
+
+def tiny_cnn(num_classes=10, width=8):   # defined in the script: every process of the launch defines it
+    return nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
+
+bench = get_benchmark("fmnist")
+tf = eval_transform(bench)
+def as_set(name, split, n):
+    ds = load_dataset(name, split)
+    return TensorDataset(tf(ds.images[:n]), ds.labels[:n])
+data = OwnData(as_set("fashion_mnist", "train", 128), as_set("fashion_mnist", "val", 64),
+               as_set("fashion_mnist", "test", 64), ood={"mnist": as_set("mnist", "test", 64)}, std=bench.std)
+cfg = make_config("demo", benchmark="own", arch=tiny_cnn, epochs=2, batch_size=64, precision="fp64",
+                  channels_last=False, num_threads=1, out_dir=sys.argv[1])
+run(cfg, ["msp"], tune=False, data=data, progress=False)
+'''
+
+
+@pytest.mark.slow   # three processes start torch: a minute on two cores (make test-slow)
+def test_your_data_under_torchrun_trains_as_one_process(tmp_path, data_root):
+    "2 processes x batch 32 on your Datasets train like 1 process x batch 64 (float64, as tests/test_ddp.py)."
+    import os, subprocess, sys
+    from pathlib import Path
+    from ssod.train import load_checkpoint
+    script = tmp_path / "mine.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    for cmd, out in (([sys.executable], "one"), ([torchrun, "--standalone", "--nproc_per_node=2"], "two")):
+        r = subprocess.run(cmd + [str(script), str(tmp_path / out)], env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+    a, b = (load_checkpoint(tmp_path / out / "checkpoints" / "last.pt") for out in ("one", "two"))
+    assert a["config"]["arch"] == "__main__:tiny_cnn" and len(a["history"]) == 2
+    for h1, h2 in zip(a["history"], b["history"]):
+        for k in h1:
+            if k.startswith("train_"):
+                assert h1[k] == pytest.approx(h2[k], rel=1e-9, abs=1e-12), (k, h1[k], h2[k])
+    for k, v in a["model"].items():
+        if v.is_floating_point():
+            torch.testing.assert_close(b["model"][k], v, rtol=1e-7, atol=1e-9, msg=f"{k} differs")
+    assert (tmp_path / "two" / "record.json").exists()
