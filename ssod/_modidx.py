@@ -424,4 +424,5 @@ d = { 'settings': { 'branch': 'main',
                             'ssod.train.load_checkpoint': ('train.html#load_checkpoint', 'ssod/train.py'),
                             'ssod.train.lr_factor': ('train.html#lr_factor', 'ssod/train.py'),
                             'ssod.train.model_from_checkpoint': ('train.html#model_from_checkpoint', 'ssod/train.py'),
+                            'ssod.train.patch': ('train.html#patch', 'ssod/train.py'),
                             'ssod.train.resolve_checkpoint': ('train.html#resolve_checkpoint', 'ssod/train.py')}}}

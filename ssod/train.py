@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
-from fastcore.basics import patch
 from tqdm import tqdm
 
 import ssod
@@ -26,7 +25,7 @@ from .inference import eval_transform, predict, limit, accuracy, sampler_diagnos
 
 # %% auto #0
 __all__ = ['SAMPLER_CHECK_IMAGES', 'lr_factor', 'CheckpointError', 'load_checkpoint', 'resolve_checkpoint',
-           'model_from_checkpoint', 'init_path', 'check_init', 'Trainer']
+           'model_from_checkpoint', 'init_path', 'check_init', 'patch', 'Trainer']
 
 # %% ../nbs/05_train.ipynb #013de83f
 def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
@@ -116,6 +115,13 @@ def check_init(cfg: TrainConfig) -> Path | None:
     if diff:
         raise ValueError(f"init_from {path} does not fit this run: " + "; ".join(diff))
     return path
+
+# %% ../nbs/05_train.ipynb #ec1fe0e3
+def patch(f):
+    "Make `f` a method of the class its first parameter is annotated with (`def f(self: Trainer)`)."
+    cls = f.__annotations__[f.__code__.co_varnames[0]]
+    setattr(f.__globals__[cls] if isinstance(cls, str) else cls, f.__name__, f)
+    return f
 
 # %% ../nbs/05_train.ipynb #61146c9e
 SAMPLER_CHECK_IMAGES = 1000   # ID validation images the per-epoch sampler diagnostic looks at
