@@ -287,7 +287,7 @@ class SSODNet(nn.Module):
         if blocks:
             out.feature_map = X
             with torch.no_grad():   # Eq. 7 reads them as fixed targets: no graph kept for the largest head output
-                out.block_logits = apply_per_block(self.cls_head, X)
+                out.block_logits = apply_per_block(self.cls_head, X.detach())
             out.block_id_logits = apply_per_block(self.ood_head, X)[:, 0]
         return out
 
