@@ -49,6 +49,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# the parts are forked from this process: it must not initialise CUDA, and NVML answers torch.cuda.is_available()
+# without the CUDA runtime (after which a forked process could not use CUDA)
+os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
 
 GPU = dict(device="cuda", size=224, src=32, arch="resnet18", batches=(256, 32), steps=20, warmup=5, sync_batch=32,
            sync_steps=8, profile_steps=3, precision="bf16", r50=True, loader_images=12_800, jpegs=3000,
@@ -539,7 +542,9 @@ def run_part(name: str, p: dict, out: Path, limit_s: float) -> dict:
     "Run one part in a forked process with a time limit; what it recorded, its status and its time."
     (out / "parts" / f"{name}.json").unlink(missing_ok=True)
     t0 = time.time()
-    proc = mp.get_context("fork").Process(target=_child, args=(name, p, out, limit_s), name=f"gpu_check_{name}")
+    import torch
+    start = "spawn" if torch.cuda.is_initialized() else "fork"   # (fork: the imports are done once, in this process)
+    proc = mp.get_context(start).Process(target=_child, args=(name, p, out, limit_s), name=f"gpu_check_{name}")
     proc.start()
     proc.join(limit_s)
     timed_out = proc.is_alive()

@@ -21,8 +21,9 @@ __all__ = ['IMAGE_EXTS', 'MANIFEST', 'HASH_CACHE', 'DATASETS', 'FMNIST_CLASSES',
            'ImageSet', 'FolderSet', 'image_folder', 'manifest_key', 'file_sha256', 'check_manifest', 'fixture_sets',
            'load_image_file', 'DatasetSpec', 'register', 'load_dataset', 'train_val_split', 'read_cifar_batch',
            'Benchmark', 'get_benchmark', 'check_folder_paths', 'folder_benchmark', 'check_images', 'shuffled_patches',
-           'load_val_ood', 'rrc_params', 'crop_resize', 'normalise', 'BatchTransform', 'eval_ops', 'folder_transform',
-           'folder_to_float', 'to_image_set', 'TensorLoader', 'loader_workers', 'FolderLoader', 'make_loader']
+           'load_val_ood', 'rrc_params', 'crop_resize', 'to_device', 'normalise', 'BatchTransform', 'eval_ops',
+           'folder_transform', 'folder_to_float', 'to_image_set', 'TensorLoader', 'loader_workers', 'FolderLoader',
+           'make_loader']
 
 # %% ../nbs/04_data.ipynb #3a0ed540
 def checkout_dir() -> Path | None:
@@ -565,6 +566,13 @@ def crop_resize(x: torch.Tensor, size: int, w, h, cx, cy, flip=None) -> torch.Te
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 # %% ../nbs/04_data.ipynb #c0ff4120
+def to_device(t: torch.Tensor, device) -> torch.Tensor:
+    "A host tensor sent to `device` by a queued copy (pinned first on a GPU): the host does not wait for it."
+    device = torch.device(device)
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
 @functools.lru_cache(maxsize=None)
 def _mean_std(mean: tuple, std: tuple, device: torch.device) -> tuple:
     "The normalisation constants as 1 x C x 1 x 1 tensors on `device`, made once (a copy per batch makes the host wait)."
@@ -596,16 +604,16 @@ class BatchTransform:
         n = x.shape[0] if n is None else n
         pick = (lambda t: t) if rows is None else (lambda t: t[..., torch.as_tensor(rows)])
         # the random draws are made on the host (its generator), then sent in one queued copy: the host never waits
-        to_device = lambda t: pick(t).to(x.device, non_blocking=True)
+        send = lambda t: to_device(pick(t), x.device)
         if self.train and self.augment == "rrc":
             box = torch.stack(rrc_params(n, self.scale, generator=generator))             # w, h, cx, cy
             if self.hflip:
                 box = torch.cat([box, (torch.rand(n, generator=generator) < 0.5).float()[None]])
-            box = to_device(box)
+            box = send(box)
             x = crop_resize(x, self.size, *box[:4], box[4] > 0.5 if self.hflip else None)
         else:
             if self.train and self.hflip:
-                flip = to_device(torch.rand(n, generator=generator) < 0.5)
+                flip = send(torch.rand(n, generator=generator) < 0.5)
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             if x.shape[-1] != self.size or x.shape[-2] != self.size:
                 x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
@@ -718,7 +726,7 @@ class TensorLoader:
             local = idx if pos is None else idx[pos]
             # the augmentation is drawn for the whole global batch, so results do not depend on world_size;
             # with several views, x holds view 1 of the batch, then view 2, ...
-            at = local.to(self._images.device, non_blocking=True)   # a queued copy: the host does not wait
+            at = to_device(local, self._images.device)   # a queued copy: the host does not wait
             imgs = self._images[at]
             x = torch.cat([self.transform(imgs, aug, rows=pos, n=len(idx)) for _ in range(self.views)])
             y = None if self._labels is None else self._labels[at]
@@ -729,7 +737,7 @@ def loader_workers(workers: int) -> int:
     "Loader processes: `workers`, or for -1 the cores of this process's share less one (the one that runs the step)."
     if workers >= 0:
         return workers
-    from .runtime import available_cores
+    from ssod.runtime import available_cores
     return max(0, available_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))) - 1)
 
 class FolderLoader(TensorLoader):

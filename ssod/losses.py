@@ -86,7 +86,8 @@ def balanced_resample(image_idx: torch.Tensor, labels: torch.Tensor, generator: 
     group = torch.where(valid, image_idx * 2 + labels, 2 * n_img)     # one group per (image, label); the rest apart
     counts = torch.zeros(2 * n_img + 1, dtype=group.dtype, device=group.device).scatter_add_(0, group, torch.ones_like(group))
     k = counts[:-1].view(n_img, 2).min(1).values                      # per image
-    u = torch.rand(group.shape, generator=generator, device="cpu").to(group.device, non_blocking=True)
+    u = torch.rand(group.shape, generator=generator, device="cpu")               # the host's generator, then
+    u = (u.pin_memory() if group.is_cuda else u).to(group.device, non_blocking=True)  # a copy the host does not wait for
     order = torch.argsort(group.double() + u.double())                # random order inside each group
     starts = torch.cumsum(counts, 0) - counts
     rank = torch.empty_like(group).scatter_(0, order, torch.arange(group.numel(), device=group.device) - starts[group[order]])

@@ -279,7 +279,7 @@ class StepStats:
                                                                                  # then the first that was not
     def add(self, loss: torch.Tensor, stats: dict):
         "One step's loss and statistics (0-d tensors): device work only, nothing read."
-        vec = torch.stack([torch.as_tensor(v).to(torch.float64) for v in stats.values()])
+        vec = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=self.ok.device) for v in stats.values()])
         self.sums, self.keys = (torch.zeros_like(vec) if self.sums is None else self.sums) + vec, list(stats)
         now = torch.stack([loss.detach().to(torch.float64), torch.full_like(self.last[1], self.n + 1)])
         self.last = torch.where(self.ok, now, self.last)
