@@ -206,8 +206,10 @@ def count_flops(step, x, y):
 
 def measure(r: Part, key: str, step, batches, batch: int, p: dict, dev, extra=None):
     "Step time, images/s, peak memory and MFU of `step` over `batches`, recorded under `key`."
+    import gc
     import torch
     from ssod.runtime import device_name
+    gc.collect()   # earlier configurations' trainers (reference cycles) leave the memory count
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     ms = time_steps(step, batches, p, dev)
