@@ -1,6 +1,6 @@
 """Cost of evaluating every post-hoc detector that needs no input gradient, relative to one plain forward pass.
 
-    python benchmarks/eval_cost.py [--checkpoint runs/demo/ssod] [--precision bf16]
+    python benchmarks/eval_cost.py [--checkpoint runs/demo/ssod] [--precision bf16] [--device cuda]
 
 The detectors (MSP, ODIN with temperature only, Energy, Mahalanobis without input noise, KNN, ReAct, SSOD and its
 posterior) read one cached feature pass per data set; their tuning on validation data included. The reference is one
@@ -21,7 +21,8 @@ from ssod.data import get_benchmark, load_dataset, load_val_ood  # noqa: E402
 from ssod.detectors import DETECTORS  # noqa: E402
 from ssod.model import build_model  # noqa: E402
 from ssod.results import evaluate_model  # noqa: E402
-from ssod.train import model_from_checkpoint
+from ssod.runtime import device_name, resolve_device  # noqa: E402
+from ssod.train import model_from_checkpoint  # noqa: E402
 from ssod.inference import eval_transform, predict  # noqa: E402
 
 NO_GRAD = ["msp", "odin", "energy", "mahalanobis", "knn", "react", "ssod", "ssod_posterior"]
@@ -35,18 +36,19 @@ def main():
     p.add_argument("--arch", default="small_resnet", help="architecture of the untrained model (no --checkpoint)")
     p.add_argument("--benchmark", default="fmnist")
     p.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
     p.add_argument("--channels_last", type=int, default=1)
     p.add_argument("--repeats", type=int, default=2, help="alternate the two measurements this many times, keep the best")
     p.add_argument("--skip", default="", help="comma-separated detectors to leave out, e.g. knn")
     a = p.parse_args()
 
-    bench = get_benchmark(a.benchmark)
+    bench, device = get_benchmark(a.benchmark), resolve_device(a.device)
     if a.checkpoint:
         from ssod.experiment import resolve_checkpoint
-        model, _ = model_from_checkpoint(resolve_checkpoint(a.checkpoint))
+        model, _ = model_from_checkpoint(resolve_checkpoint(a.checkpoint), device)
     else:
         torch.manual_seed(0)
-        model = build_model(a.arch, bench.num_classes, bench.in_channels).eval()
+        model = build_model(a.arch, bench.num_classes, bench.in_channels).to(device).eval()
     if a.channels_last:
         model = model.to(memory_format=torch.channels_last)
     tf = eval_transform(bench)
@@ -57,13 +59,15 @@ def main():
 
     def forward_pass():
         for ds in sets.values():
-            predict(model, ds, tf, precision=a.precision, channels_last=bool(a.channels_last))
+            predict(model, ds, tf, device=device, precision=a.precision, channels_last=bool(a.channels_last))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     dets = [d for d in NO_GRAD if d not in a.skip.split(",")]
 
     def evaluation():
-        return evaluate_model(model, a.benchmark, dets, precision=a.precision, channels_last=bool(a.channels_last),
-                              grids=NO_GRAD_GRIDS, log=lambda *_: None)
+        return evaluate_model(model, a.benchmark, dets, device=device, precision=a.precision,
+                              channels_last=bool(a.channels_last), grids=NO_GRAD_GRIDS, log=lambda *_: None)
 
     forward_pass()  # warm-up: allocator, kernels, page cache
     t_fwd, t_eval = [], []
@@ -72,8 +76,8 @@ def main():
         t0 = time.perf_counter(); rec = evaluation(); t_eval.append(time.perf_counter() - t0)
     fwd, ev = min(t_fwd), min(t_eval)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"model: {a.checkpoint or a.arch} ({n_params / 1e6:.2f}M parameters); precision {a.precision}; "
-          f"threads {torch.get_num_threads()}")
+    print(f"model: {a.checkpoint or a.arch} ({n_params / 1e6:.2f}M parameters); device {device_name(device)}; "
+          f"precision {a.precision}; threads {torch.get_num_threads()}")
     print(f"data: {len(sets)} sets, {n_images} images")
     print(f"one forward pass over all of them: {fwd:7.2f} s ({n_images / fwd:,.0f} img/s)")
     print(f"evaluation, {len(dets)} detectors incl. tuning: {ev:7.2f} s ({rec['feature_passes']} feature passes "

@@ -85,6 +85,8 @@ class TrainConfig(LossConfig):
                       "or torchvision:<name>, any torchvision CNN classifier, or package.module:function, your own model factory")
     arch_args: str = param("", "arch package.module:function: its keyword arguments, as JSON", optional=True)
     pretrained: bool = param(False, "torchvision ImageNet weights for the backbone")
+    pretrained_path: str = param("", "pretrained: read the weights from this local file (a machine without the "
+                                 "internet); empty: torchvision's cache, downloaded into it when missing", optional=True)
     init_from: str = param("", "start from the weights of this checkpoint or run folder (e.g. SSOD fine-tuning of a "
                            "trained vanilla network, the paper's ImageNet protocol); a relative path is taken from the "
                            "checkout's root")
@@ -124,8 +126,9 @@ class TrainConfig(LossConfig):
     limit_fit: int = param(0, "fit detectors (KNN, Mahalanobis, ReAct) on the first N training images; 0 = those "
                            "the run trained on")
     eval_batch_size: int = param(0, "batch size of evaluation passes (features, gradients); 0 = batch_size")
-    workers: int = param(8, "loader processes for image-folder data sets (ImageNet)")
-    sync_bn: bool = param(True, "several processes: batch-norm statistics over the global batch")
+    workers: int = param(-1, "loader processes for image-folder data sets (ImageNet); -1: the cores less one")
+    sync_bn: bool = param(False, "several processes: batch-norm statistics over the global batch (SyncBatchNorm on "
+                          "GPUs)")
     dist_timeout: int = param(300, "several processes: seconds before a collective waiting on a dead process fails")
 
     def __post_init__(self):
@@ -176,7 +179,7 @@ class TrainConfig(LossConfig):
             (self.method != "ssod_supcon" or self.alpha > 0, "method 'ssod_supcon' needs alpha > 0 (use 'supcon' for alpha = 0)"),
             at_least("epochs", 1), at_least("batch_size", 1), at_least("lr_step", 1), at_least("proj_dim", 1),
             at_least("seed", 0), at_least("num_threads", 0), at_least("limit_train", 0), at_least("limit_eval", 0),
-            at_least("limit_tune", 0), at_least("limit_fit", 0), at_least("eval_batch_size", 0), at_least("workers", 0),
+            at_least("limit_tune", 0), at_least("limit_fit", 0), at_least("eval_batch_size", 0), at_least("workers", -1),
             at_least("dist_timeout", 1), at_least("image_size", 0), at_least("weight_decay", 0),
             at_least("supcon_weight", 0),
             (0 < self.lr <= 10, f"lr must be in (0, 10], got {self.lr!r}"),

@@ -4,6 +4,7 @@
 
 # %% ../nbs/04_data.ipynb #8feff55e
 from __future__ import annotations
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -20,8 +21,9 @@ __all__ = ['IMAGE_EXTS', 'MANIFEST', 'HASH_CACHE', 'DATASETS', 'FMNIST_CLASSES',
            'ImageSet', 'FolderSet', 'image_folder', 'manifest_key', 'file_sha256', 'check_manifest', 'fixture_sets',
            'load_image_file', 'DatasetSpec', 'register', 'load_dataset', 'train_val_split', 'read_cifar_batch',
            'Benchmark', 'get_benchmark', 'check_folder_paths', 'folder_benchmark', 'check_images', 'shuffle_patches',
-           'shuffled_patches', 'load_val_ood', 'rrc_params', 'crop_resize', 'BatchTransform', 'eval_ops',
-           'folder_transform', 'to_image_set', 'TensorLoader', 'FolderLoader', 'make_loader']
+           'shuffled_patches', 'load_val_ood', 'rrc_params', 'crop_resize', 'to_device', 'normalise', 'BatchTransform',
+           'eval_ops', 'folder_transform', 'folder_to_float', 'to_image_set', 'TensorLoader', 'loader_workers',
+           'FolderLoader', 'make_loader']
 
 # %% ../nbs/04_data.ipynb #3a0ed540
 def checkout_dir() -> Path | None:
@@ -567,6 +569,26 @@ def crop_resize(x: torch.Tensor, size: int, w, h, cx, cy, flip=None) -> torch.Te
     grid = F.affine_grid(theta, (n, x.shape[1], size, size), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
+# %% ../nbs/04_data.ipynb #c0ff4120
+def to_device(t: torch.Tensor, device) -> torch.Tensor:
+    "A host tensor sent to `device` by a queued copy (pinned first on a GPU): the host does not wait for it."
+    device = torch.device(device)
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+@functools.lru_cache(maxsize=None)
+def _mean_std(mean: tuple, std: tuple, device: torch.device) -> tuple:
+    "The normalisation constants as 1 x C x 1 x 1 tensors on `device`, made once (a copy per batch makes the host wait)."
+    return tuple(torch.tensor(v, device=device).view(1, -1, 1, 1) for v in (mean, std))
+
+def normalise(x: torch.Tensor, mean: tuple, std: tuple) -> torch.Tensor:
+    "(x - mean) / std per channel of a float batch in [0, 1]."
+    m, s = _mean_std(tuple(mean), tuple(std), x.device)
+    if x.shape[1] != m.shape[1]:
+        raise ValueError(f"images have {x.shape[1]} channels but the normalisation has {m.shape[1]}")
+    return (x - m) / s
+
 # %% ../nbs/04_data.ipynb #6ffca022
 @dataclass
 class BatchTransform:
@@ -584,22 +606,22 @@ class BatchTransform:
         for all `n`, so a rank that transforms its slice gets what one process would have given those images."""
         x = x.float().div_(255)
         n = x.shape[0] if n is None else n
-        pick = (lambda t: t) if rows is None else (lambda t: t[torch.as_tensor(rows)])
+        pick = (lambda t: t) if rows is None else (lambda t: t[..., torch.as_tensor(rows)])
+        # the random draws are made on the host (its generator), then sent in one queued copy: the host never waits
+        send = lambda t: to_device(pick(t), x.device)
         if self.train and self.augment == "rrc":
-            w, h, cx, cy = (pick(t) for t in rrc_params(n, self.scale, generator=generator))
-            flip = pick(torch.rand(n, generator=generator) < 0.5) if self.hflip else None
-            x = crop_resize(x, self.size, w, h, cx, cy, flip)
+            box = torch.stack(rrc_params(n, self.scale, generator=generator))             # w, h, cx, cy
+            if self.hflip:
+                box = torch.cat([box, (torch.rand(n, generator=generator) < 0.5).float()[None]])
+            box = send(box)
+            x = crop_resize(x, self.size, *box[:4], box[4] > 0.5 if self.hflip else None)
         else:
             if self.train and self.hflip:
-                flip = pick(torch.rand(n, generator=generator) < 0.5).to(x.device)
+                flip = send(torch.rand(n, generator=generator) < 0.5)
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             if x.shape[-1] != self.size or x.shape[-2] != self.size:
                 x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        if x.shape[1] != mean.shape[1]:
-            raise ValueError(f"images have {x.shape[1]} channels but the normalisation has {mean.shape[1]}")
-        return (x - mean) / std
+        return normalise(x, self.mean, self.std)
 
     @classmethod
     def for_benchmark(cls, bench: Benchmark, train=False, **kw) -> "BatchTransform":
@@ -611,8 +633,10 @@ def eval_ops(size: int) -> list:
     from torchvision.transforms import v2
     return [v2.Resize(round(size * 256 / 224), antialias=True), v2.CenterCrop(size)]
 
-def folder_transform(t: "BatchTransform"):
-    "torchvision per-image transform equivalent to a BatchTransform (RGB, size, normalisation, augmentation)."
+def folder_transform(t: "BatchTransform", to_float: bool = True):
+    """torchvision per-image transform equivalent to a BatchTransform (RGB, size, augmentation, then normalisation).
+    `to_float=False` stops before the normalisation: uint8 out, a quarter of the bytes (`folder_to_float` finishes it,
+    on the device)."""
     from torchvision.transforms import v2
     if t.train and t.augment == "rrc":
         ops = [v2.RandomResizedCrop(t.size, scale=t.scale, antialias=True)]
@@ -620,7 +644,12 @@ def folder_transform(t: "BatchTransform"):
         ops = eval_ops(t.size)
     if t.train and t.hflip:
         ops.append(v2.RandomHorizontalFlip())
-    return v2.Compose([v2.ToImage(), *ops, v2.ToDtype(torch.float32, scale=True), v2.Normalize(t.mean, t.std)])
+    last = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(t.mean, t.std)] if to_float else []
+    return v2.Compose([v2.ToImage(), *ops, *last])
+
+def folder_to_float(x: torch.Tensor, t: "BatchTransform") -> torch.Tensor:
+    "The end of `folder_transform` for a uint8 batch, with torchvision's arithmetic (ToDtype, Normalize), on x's device."
+    return normalise(x.to(torch.float32).mul_(1.0 / 255), t.mean, t.std)
 
 def to_image_set(ds: FolderSet, size: int) -> ImageSet:
     "Decode a (small) FolderSet into memory as evaluation sees it (`eval_ops`), uint8 at size x size."
@@ -634,23 +663,33 @@ def to_image_set(ds: FolderSet, size: int) -> ImageSet:
     return ImageSet(torch.stack(imgs).contiguous(), ds.labels, ds.name, ds.classes)
 
 class _FolderDataset(torch.utils.data.Dataset):
+    "Image `i` of a folder set through `transform`, its random draws seeded by `seed` (`__getitem__((i, seed))`)."
     def __init__(self, ds: FolderSet, transform, views: int = 1):
         self.ds, self.transform, self.views = ds, transform, views
     def __len__(self): return len(self.ds)
-    def __getitem__(self, i):
+    def __getitem__(self, item):
         from PIL import Image
-        with Image.open(self.ds.paths[i]) as im:
+        i, seed = item
+        with Image.open(self.ds.paths[i]) as im, torch.random.fork_rng(devices=[]):
             im = im.convert("RGB")
+            torch.manual_seed(seed)   # the image's own draws: the same whichever process decodes it
             x = self.transform(im) if self.views == 1 else torch.stack([self.transform(im) for _ in range(self.views)])
         return x, (-1 if self.ds.labels is None else int(self.ds.labels[i]))
 
 class _RankBatches(torch.utils.data.Sampler):
-    "The batches of one rank, in TensorLoader's order (seeded per epoch, global batch split across ranks)."
+    """The batches of one rank, in TensorLoader's order (seeded per epoch, global batch split across ranks), each image
+    with a seed drawn for its place in the epoch: its augmentation depends on neither the workers nor the ranks."""
     def __init__(self, loader): self.l = loader
     def __len__(self): return len(self.l)
     def __iter__(self):
-        for idx in self.l._global_batches():
-            yield (idx.tensor_split(self.l.world_size)[self.l.rank] if self.l.world_size > 1 else idx).tolist()
+        l = self.l
+        g = torch.Generator().manual_seed(l.seed * 100_003 + l.epoch + 7_919_000)
+        seeds = torch.randint(0, 2**62, (len(l.ds),), generator=g)
+        for b, idx in enumerate(l._global_batches()):
+            pos = torch.arange(len(idx)) + b * l.batch_size
+            if l.world_size > 1:
+                idx, pos = idx.tensor_split(l.world_size)[l.rank], pos.tensor_split(l.world_size)[l.rank]
+            yield list(zip(idx.tolist(), seeds[pos].tolist()))
 
 # %% ../nbs/04_data.ipynb #5b4370a0
 class TensorLoader:
@@ -691,34 +730,39 @@ class TensorLoader:
             local = idx if pos is None else idx[pos]
             # the augmentation is drawn for the whole global batch, so results do not depend on world_size;
             # with several views, x holds view 1 of the batch, then view 2, ...
-            imgs = self._images[local.to(self._images.device)]
+            at = to_device(local, self._images.device)   # a queued copy: the host does not wait
+            imgs = self._images[at]
             x = torch.cat([self.transform(imgs, aug, rows=pos, n=len(idx)) for _ in range(self.views)])
-            y = None if self._labels is None else self._labels[local.to(self._labels.device)]
+            y = None if self._labels is None else self._labels[at]
             yield x, y
 
 # %% ../nbs/04_data.ipynb #12227442
+def loader_workers(workers: int) -> int:
+    "Loader processes: `workers`, or for -1 the cores of this process's share less one (the one that runs the step)."
+    if workers >= 0:
+        return workers
+    from ssod.runtime import available_cores
+    return max(0, available_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))) - 1)
+
 class FolderLoader(TensorLoader):
-    "Batches from a `FolderSet`: decoded in `workers` processes, pinned, moved to `device`; TensorLoader's order."
+    """Batches from a `FolderSet`: decoded and augmented in `workers` processes (kept from epoch to epoch), sent as
+    uint8 in pinned memory, made float and normalised on `device`; TensorLoader's order."""
     def _stage(self):
-        pass  # images are decoded per batch in the loader processes
+        self._loader = None   # images are decoded per batch in the loader processes, started at the first epoch
 
     def __iter__(self):
-        dl = torch.utils.data.DataLoader(_FolderDataset(self.ds, folder_transform(self.transform), self.views),
-                                         batch_sampler=_RankBatches(self), num_workers=self.workers,
-                                         pin_memory=self.device.type == "cuda",
-                                         worker_init_fn=_seed_worker(self.seed * 100_003 + self.epoch, self.rank),
-                                         persistent_workers=False)
-        for x, y in dl:
+        if self._loader is None:
+            workers = loader_workers(self.workers)
+            self._loader = torch.utils.data.DataLoader(
+                _FolderDataset(self.ds, folder_transform(self.transform, to_float=False), self.views),
+                batch_sampler=_RankBatches(self), num_workers=workers, pin_memory=self.device.type == "cuda",
+                persistent_workers=workers > 0)
+        for x, y in self._loader:
+            x = x.to(self.device, non_blocking=True)
             if self.views > 1:  # B x V x C x H x W -> view 1 of the batch, then view 2, ...
                 x = x.transpose(0, 1).flatten(0, 1)
-            yield (x.to(self.device, non_blocking=True),
+            yield (folder_to_float(x, self.transform),
                    None if self.ds.labels is None else y.to(self.device, non_blocking=True))
-
-def _seed_worker(base: int, rank: int = 0):
-    "Each worker's augmentation stream is seeded by (run seed, epoch, rank, worker id): no two workers share a stream."
-    def init(worker_id):
-        torch.manual_seed(base * 1_000_000 + rank * 1_000 + worker_id)
-    return init
 
 def make_loader(ds, batch_size: int, transform: BatchTransform, **kw):
     "TensorLoader for an in-memory ImageSet, FolderLoader for a FolderSet (same keyword arguments)."

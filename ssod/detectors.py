@@ -162,22 +162,38 @@ class Mahalanobis(InputDetector):
     def objective(self, out): return -self._distances(out.features.float()).amin(1)
 
 # %% ../nbs/07_detectors.ipynb #41880c80
-def kth_neighbour_distance(train_z: torch.Tensor, query_z: torch.Tensor, ks, chunk: int = 2048) -> dict:
-    "For unit vectors, {k: distance from each query to its k-th nearest training vector}, exact (faiss or torch)."
+def _has_faiss() -> bool:
+    try:
+        import faiss  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+def kth_neighbour_distance(train_z: torch.Tensor, query_z: torch.Tensor, ks, chunk: int = 2048,
+                           search: str = "auto") -> dict:
+    """For unit vectors, {k: distance from each query to its k-th nearest training vector}, exact. `search`: 'faiss'
+    (its exact inner-product index), 'torch' (chunked matrix products and top-k) on the CPU, or 'cuda' (the same on
+    the GPU); 'auto' takes the GPU when there is one, else faiss when installed, else torch."""
     kmax = max(ks)
     if train_z.ndim != 2 or query_z.ndim != 2 or train_z.shape[1] != query_z.shape[1]:
         raise ValueError(f"knn: training features {tuple(train_z.shape)} and query features {tuple(query_z.shape)} "
                          "must be N x C with the same C (features of one network)")
     if kmax > len(train_z):
         raise ValueError(f"k = {kmax} exceeds the {len(train_z)} training features")
-    try:
+    if search == "auto":
+        search = "cuda" if torch.cuda.is_available() else ("faiss" if _has_faiss() else "torch")
+    if search == "faiss":
         import faiss
         index = faiss.IndexFlatIP(train_z.shape[1])
         index.add(np.ascontiguousarray(train_z.numpy(), dtype=np.float32))
         sims, _ = index.search(np.ascontiguousarray(query_z.numpy(), dtype=np.float32), kmax)
         sims = torch.from_numpy(sims)
-    except ImportError:
-        sims = torch.cat([(q @ train_z.T).topk(kmax, dim=1).values for q in query_z.split(chunk)])
+    elif search in ("torch", "cuda"):
+        t = train_z.to(search if search == "cuda" else "cpu", torch.float32)
+        rows = max(1, min(chunk, 2**28 // len(t)))   # queries per product: at most 2^28 similarities (1 GiB) at once
+        sims = torch.cat([(q.to(t.device) @ t.T).topk(kmax, dim=1).values for q in query_z.split(rows)]).cpu()
+    else:
+        raise ValueError(f"knn search must be auto, faiss, torch or cuda, got {search!r}")
     dist = (2 - 2 * sims.clamp(max=1)).clamp(min=0).sqrt()    # |a - b|^2 = 2 - 2 a.b for unit vectors
     return {k: dist[:, k - 1] for k in ks}
 

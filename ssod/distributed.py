@@ -4,6 +4,7 @@
 
 # %% ../nbs/04d_distributed.ipynb #24b00e81
 from __future__ import annotations
+import contextlib
 import os
 from datetime import timedelta
 
@@ -14,18 +15,24 @@ from torch import nn
 from .losses import Loss
 
 # %% auto #0
-__all__ = ['init_distributed', 'GlobalBatchNorm', 'convert_sync_bn', 'reduce_over_processes', 'mean_over_processes']
+__all__ = ['EVAL_WAIT_S', 'init_distributed', 'GlobalBatchNorm', 'convert_sync_bn', 'reduce_over_processes',
+           'mean_over_processes', 'rank_zero_alone']
 
 # %% ../nbs/04d_distributed.ipynb #e224474c
-def init_distributed(timeout_s: int = 300):
-    "(rank, world_size, local_rank); initialises torch.distributed when started by torchrun with several processes."
+def init_distributed(timeout_s: int = 300, device: str = "auto"):
+    """(rank, world_size, local_rank); initialises torch.distributed when started by torchrun with several processes.
+    On GPUs (`device` auto or cuda) the process group is bound to this process's GPU, `LOCAL_RANK`."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1, 0
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"  # small counts stay on the CPU
-        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+        gpu = torch.cuda.is_available() and torch.device("cuda" if device == "auto" else device).type == "cuda"
+        # NCCL for tensors on GPUs (the step's sample counts, batch norm), gloo for CPU tensors and CPU-only machines
+        backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s),
+                                device_id=torch.device("cuda", local_rank) if gpu else None)
+    return dist.get_rank(), dist.get_world_size(), local_rank
 
 # %% ../nbs/04d_distributed.ipynb #c3533aed
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
@@ -39,7 +46,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
             return super().forward(x)
         from torch.distributed.nn.functional import all_reduce
         c, dims, shape = x.shape[1], (0, *range(2, x.dim())), (1, -1) + (1,) * (x.dim() - 2)
-        n = torch.tensor([x.numel() / c], dtype=torch.float64, device=x.device)
+        n = torch.full((1,), x.numel() / c, dtype=torch.float64, device=x.device)   # made there: no copy
         xd = x.double()
         stats = all_reduce(torch.cat([xd.sum(dims), (xd * xd).sum(dims), n]))
         total = stats[-1]
@@ -67,23 +74,47 @@ def convert_sync_bn(module: nn.Module, device: torch.device) -> nn.Module:
     return module
 
 # %% ../nbs/04d_distributed.ipynb #1a51d04e
-def reduce_over_processes(loss: Loss, world_size: int, all_reduce=None):
+def reduce_over_processes(loss: Loss, world_size: int, all_reduce=None, to_host: bool = True):
     """(loss, stats) of one process for DDP: `loss.reduce` with the counts summed over the processes in one `all_reduce`
     (default `torch.distributed.all_reduce`), times `world_size` because DDP averages the processes' gradients. The
-    term values logged are scaled alike, so their mean over the processes is the global batch's."""
+    term values logged are scaled alike, so their mean over the processes is the global batch's. `to_host=False`: the
+    statistics stay tensors on the device (see `Loss.reduce`)."""
     if world_size == 1:
-        return loss.reduce()
-    counts = loss.counts()   # on the CPU: gloo sums it, also beside NCCL (init_distributed), with no GPU copy
-    (all_reduce or dist.all_reduce)(counts)
-    total, stats = loss.reduce(counts)
+        return loss.reduce(to_host=to_host)
+    counts = loss.counts()   # on the training device: NCCL sums it on GPUs, queued on the GPU, the host moves on
+    if all_reduce is None:
+        dist.all_reduce(counts, async_op=True).wait()   # wait() orders the GPU's stream after it; the host does not wait
+    else:
+        all_reduce(counts)
+    total, stats = loss.reduce(counts, to_host=to_host)
     return total * world_size, {k: v * world_size if k in loss.terms else v for k, v in stats.items()}
 
 # %% ../nbs/04d_distributed.ipynb #a1f113de
 def mean_over_processes(sums: dict, n: int, world_size: int) -> dict:
-    "Per-statistic sums over this process's `n` steps -> means over the steps of all processes."
+    """Per-statistic sums over this process's `n` steps (numbers, or 0-d tensors on the training device) -> means over
+    the steps of all processes, as floats: one `all_reduce` and one read by the host."""
     keys = sorted(sums)
+    device = next((v.device for v in sums.values() if torch.is_tensor(v)), torch.device("cpu"))
+    t = torch.stack([torch.as_tensor(sums[k], dtype=torch.float64).to(device) for k in keys]
+                    + [torch.full((), float(n), dtype=torch.float64, device=device)])
     if world_size > 1:
-        t = torch.tensor([sums[k] for k in keys] + [n], dtype=torch.float64)
         dist.all_reduce(t)
-        sums, n = dict(zip(keys, t[:-1].tolist())), t[-1].item()
-    return {k: sums[k] / max(n, 1) for k in keys}
+    *totals, steps = t.tolist()
+    return {k: v / max(steps, 1) for k, v in zip(keys, totals)}
+
+# %% ../nbs/04d_distributed.ipynb #2c3adbf7
+EVAL_WAIT_S = 24 * 3600   # how long the other processes wait for rank 0's evaluation
+
+@contextlib.contextmanager
+def rank_zero_alone(world_size: int, timeout_s: int = EVAL_WAIT_S):
+    """A block that rank 0 alone runs (`with rank_zero_alone(n) as mine: if mine: ...`) while the other processes wait
+    for it; then every process goes on, together. One process: the block runs."""
+    if world_size == 1:
+        yield True
+        return
+    group = dist.new_group(backend="gloo", timeout=timedelta(seconds=timeout_s))
+    try:
+        yield dist.get_rank() == 0
+    finally:
+        dist.barrier(group=group)
+        dist.destroy_process_group(group)

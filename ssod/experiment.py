@@ -24,6 +24,8 @@ from .runtime import resolve_device, resolve_precision, runtime_info
 from .data import DataNotFound, check_images, fixture_sets, get_benchmark, load_dataset
 from .train import Trainer, model_from_checkpoint, resolve_checkpoint, check_init
 from .backbones import is_factory_arch, factory_parts
+from .model import pretrained_file
+from .distributed import rank_zero_alone
 from .detectors import detector_class, detector_names
 from .methods import METHODS
 from .results import evaluate_model, write_record, code_version, record_table
@@ -146,6 +148,8 @@ def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = N
     dets, params = check_detectors(cfg, detectors, detector_params)
     check_out_dir(cfg.out_dir)
     check_init(cfg)
+    if cfg.pretrained and cfg.arch != "resnet18_cifar":   # (that one is never pretrained: its stem differs)
+        pretrained_file(cfg.arch, cfg.pretrained_path)    # on this machine, or a clear error with the URL
     n_fit = data.check(cfg) if data is not None else check_data(cfg)
     if is_factory_arch(cfg.arch):   # your network, built once now: a factory that fails does so before any work
         factory_parts(cfg.arch, cfg.bench.num_classes, cfg.bench.in_channels, cfg.arch_kwargs)
@@ -250,16 +254,17 @@ def run(cfg: TrainConfig, detectors=None, tune: bool = True, detector_params: di
         if writer and not cfg.resume:
             _set_aside(Path(cfg.out_dir), log)
         trainer = Trainer(cfg, log=log, progress=progress, data=data).fit()
-        if trainer.rank != 0:
-            return None
-        log(f"evaluating {len(dets)} detectors on {cfg.benchmark}")
-        ev = evaluate(trainer.model, cfg, dets, params, tune, trainer.device, trainer.precision, log, data,
-                      cache_dir=Path(cfg.out_dir) / "features" if cache_features else None)
-        record = run_record(cfg, ev, trainer.device, trainer.precision, data=data, detectors=dets, tune=tune,
-                            detector_params=params)
-        record["train"] = {"history": trainer.history, "best": trainer.best}
-        record["timing"]["train_s"] = sum(h["seconds"] for h in trainer.history)
-        log(f"wrote {write_record(record, cfg.out_dir)}")
+        with rank_zero_alone(trainer.world_size) as evaluator:   # the other processes wait, then all leave together
+            if not evaluator:
+                return None
+            log(f"evaluating {len(dets)} detectors on {cfg.benchmark}")
+            ev = evaluate(trainer.model, cfg, dets, params, tune, trainer.device, trainer.precision, log, data,
+                          cache_dir=Path(cfg.out_dir) / "features" if cache_features else None)
+            record = run_record(cfg, ev, trainer.device, trainer.precision, data=data, detectors=dets, tune=tune,
+                                detector_params=params)
+            record["train"] = {"history": trainer.history, "best": trainer.best}
+            record["timing"]["train_s"] = sum(h["seconds"] for h in trainer.history)
+            log(f"wrote {write_record(record, cfg.out_dir)}")
     return record
 
 # %% ../nbs/09_experiment.ipynb #61daa202

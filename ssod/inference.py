@@ -42,7 +42,7 @@ def _batches(ds, transform, batch_size, device, workers):
             yield x, (torch.as_tensor(y) if y is not None else None)
 
 def eval_batches(model, ds, transform: BatchTransform | None = None, batch_size: int = 512, device="cpu",
-                 channels_last: bool = False, workers: int = 8):
+                 channels_last: bool = False, workers: int = -1):
     """(x, y) batches of `ds` on `device` in the model's dtype (and memory format), the model in eval mode until the
     last one. `ds`: an ssod `ImageSet` / `FolderSet` (with its `transform`), a tensor batch of model-ready inputs, or any
     iterable of such batches or of (x, y), such as a `torch.utils.data.DataLoader`."""
@@ -59,7 +59,7 @@ def eval_batches(model, ds, transform: BatchTransform | None = None, batch_size:
 
 @torch.no_grad()
 def predict(model, ds, transform: BatchTransform | None = None, batch_size: int = 512, device="cpu",
-            precision: str = "auto", channels_last: bool = False, workers: int = 8) -> Outputs:
+            precision: str = "auto", channels_last: bool = False, workers: int = -1) -> Outputs:
     """One inference pass over `ds` (see `eval_batches`): logits, pooled features, ID logits (None for a network
     without an OOD head) and labels, in float32 on the CPU."""
     precision = resolve_precision(precision, device)  # the rule training used (notebook 04b)

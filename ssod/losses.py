@@ -13,73 +13,98 @@ from .framework import upcast
 from .sampler import sample_blocks, released_sample_blocks, target_confidence, check_gamma, IGNORE
 
 # %% auto #0
-__all__ = ['BALANCES', 'ALPHA_MAX', 'Term', 'lwb_term', 'lw_term', 'balanced_resample', 'released_ood_term', 'ce_term', 'Loss',
-           'param', 'LossConfig', 'SSODLoss']
+__all__ = ['BALANCES', 'HOST_SELECTS', 'ALPHA_MAX', 'masked_sum', 'Term', 'lwb_term', 'lw_term', 'balanced_resample',
+           'released_ood_term', 'ce_term', 'Loss', 'param', 'LossConfig', 'SSODLoss']
 
 # %% ../nbs/03_losses.ipynb #1f2ea07b
 BALANCES = ("lwb", "lw", "dr")
+HOST_SELECTS = True   # the CPU sums selected elements (see `masked_sum`); False runs the accelerators' masked sums there
 
 def _bce(logits, target):
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, float(target)), reduction="none")
+
+def masked_sum(fn, mask: torch.Tensor, *xs) -> torch.Tensor:
+    """The sum of `fn(*xs)` over the elements `mask` selects, without the host reading `mask`. On a GPU a masked sum:
+    selecting the elements would make the host wait for the GPU to say how many there are. On the CPU, where nothing
+    waits, `fn` of the selected elements, then their sum: float32 sums depend on their order, and this is the order of
+    every earlier run, so CPU results stay the same to the last bit."""
+    if HOST_SELECTS and mask.device.type == "cpu":
+        return fn(*(x[mask] for x in xs)).sum()
+    return torch.where(mask, fn(*xs), 0).sum()
 
 @dataclass
 class Term:
     """One loss term as this process's per-group loss sums and the groups' sample counts. Its value divides every sum by
     its group's size; `weights` None takes the mean over the non-empty groups (LWB), else the weighted sum of the means.
     Losses return terms, not values, so that several processes can sum their counts once per step before dividing
-    (notebook 04d) instead of every loss doing its own collective."""
+    (notebook 04d) instead of every loss doing its own collective. The counts stay on the device of the sums."""
     sums: list                    # per-group loss sums (tensors that keep the graph)
-    counts: torch.Tensor          # per-group sample counts of this process
+    counts: torch.Tensor          # per-group sample counts of this process (float64)
     weights: tuple | None = None
 
     def value(self, counts: torch.Tensor | None = None) -> torch.Tensor:
         """The term from group sizes `counts` (default: this process's; several processes pass their totals). An empty
-        group adds 0 (its sum is an empty sum)."""
-        n = [float(c) for c in (self.counts if counts is None else counts)]
-        means = [s / max(c, 1.0) for s, c in zip(self.sums, n)]
+        group adds 0 (its sum is an empty sum). Computed on the device: the host reads no count."""
+        n = self.counts if counts is None else counts
+        means = [s / c.clamp(min=1).to(s.dtype) for s, c in zip(self.sums, n)]
         if self.weights is not None:
             return sum(w * m for w, m in zip(self.weights, means))
-        present = [m for m, c in zip(means, n) if c > 0]
-        return sum(present) / len(present) if present else sum(means)  # all empty: a zero that keeps the graph
+        present = (n > 0).to(means[0].dtype)    # LWB: the mean over the non-empty groups; all empty: a zero with a graph
+        return sum(m * p for m, p in zip(means, present)) / present.sum().clamp(min=1)
 
-def _counts(*n) -> torch.Tensor:
-    return torch.tensor([int(k) for k in n], dtype=torch.float64)
+def _counts(*n, device=None) -> torch.Tensor:
+    "Sample counts as one float64 tensor: numbers (made on `device`) or 0-d tensors such as mask sums (left where they are)."
+    return torch.stack([k.to(torch.float64) if torch.is_tensor(k)
+                        else torch.full((), float(k), dtype=torch.float64, device=device) for k in n])
 
-def lwb_term(id_logits: torch.Tensor, ood_logits: torch.Tensor) -> Term:
-    "Loss-wise balance: mean of the ID-side mean BCE and the OOD-side mean BCE (empty sides left out)."
-    return Term([_bce(id_logits, 1).sum(), _bce(ood_logits, 0).sum()], _counts(id_logits.numel(), ood_logits.numel()))
+def _side(s: torch.Tensor, target: int, mask: torch.Tensor | None):
+    "(sum of BCE(s, target), count) over the samples `mask` picks from `s` (all of them when None)."
+    if mask is None:
+        return _bce(s, target).sum(), s.numel()
+    return masked_sum(lambda t: _bce(t, target), mask, s), mask.sum()
 
-def lw_term(id_logits: torch.Tensor, ood_logits: torch.Tensor, weight: float = 0.2) -> Term:
+def lwb_term(id_logits: torch.Tensor, ood_logits: torch.Tensor, id_mask=None, ood_mask=None) -> Term:
+    """Loss-wise balance: mean of the ID-side mean BCE and the OOD-side mean BCE (empty sides left out). Masks, when
+    given, pick each side's samples from its logits (the training step passes every sample with masks)."""
+    (a, n_id), (b, n_ood) = _side(id_logits, 1, id_mask), _side(ood_logits, 0, ood_mask)
+    return Term([a, b], _counts(n_id, n_ood, device=id_logits.device))
+
+def lw_term(id_logits: torch.Tensor, ood_logits: torch.Tensor, weight: float = 0.2, id_mask=None, ood_mask=None) -> Term:
     "Loss weighting: background (OOD) losses multiplied by a fixed balance factor, mean over all samples."
-    total = _bce(id_logits, 1).sum() + weight * _bce(ood_logits, 0).sum()
-    return Term([total], _counts(id_logits.numel() + ood_logits.numel()), (1.0,))
+    (a, n_id), (b, n_ood) = _side(id_logits, 1, id_mask), _side(ood_logits, 0, ood_mask)
+    return Term([a + weight * b], _counts(n_id + n_ood, device=id_logits.device), (1.0,))
 
 # %% ../nbs/03_losses.ipynb #f660abe4
-def balanced_resample(image_idx: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    "Data resampling: boolean mask keeping min(#ID, #OOD) random samples of each label (1/0) per image."
-    n_img = int(image_idx.max()) + 1 if image_idx.numel() else 0
-    group = image_idx * 2 + labels                                    # one group per (image, label)
-    counts = torch.bincount(group, minlength=2 * n_img).view(n_img, 2)
-    k = counts.min(1).values                                          # per image
-    u = torch.rand(group.shape, generator=generator, device="cpu").to(group.device)
+def balanced_resample(image_idx: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None,
+                      n_img: int | None = None) -> torch.Tensor:
+    """Data resampling: boolean mask keeping min(#ID, #OOD) random samples of each label (1/0) per image; samples with
+    any other label (ignored, -1) are never kept. `n_img`: the number of images, when the caller knows it (else it is
+    read from `image_idx`, which makes the host wait for a GPU)."""
+    if n_img is None:
+        n_img = int(image_idx.max()) + 1 if image_idx.numel() else 0
+    valid = (labels == 0) | (labels == 1)
+    group = torch.where(valid, image_idx * 2 + labels, 2 * n_img)     # one group per (image, label); the rest apart
+    counts = torch.zeros(2 * n_img + 1, dtype=group.dtype, device=group.device).scatter_add_(0, group, torch.ones_like(group))
+    k = counts[:-1].view(n_img, 2).min(1).values                      # per image
+    u = torch.rand(group.shape, generator=generator, device="cpu")               # the host's generator, then
+    u = (u.pin_memory() if group.is_cuda else u).to(group.device, non_blocking=True)  # a copy the host does not wait for
     order = torch.argsort(group.double() + u.double())                # random order inside each group
-    starts = torch.cumsum(counts.flatten(), 0) - counts.flatten()
-    rank = torch.empty_like(group)
-    rank[order] = torch.arange(group.numel(), device=group.device) - starts[group[order]]
-    return rank < k[image_idx]
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(group).scatter_(0, order, torch.arange(group.numel(), device=group.device) - starts[group[order]])
+    return valid & (rank < k[image_idx])
 
 # %% ../nbs/03_losses.ipynb #bba871bf
 def released_ood_term(block_id_logits: torch.Tensor, block_labels: torch.Tensor) -> Term:
     "Released code: 0.5 * (BCE over ID-labelled blocks towards ID + BCE over all blocks not labelled OOD towards OOD)."
     s = upcast(block_id_logits.flatten())
     lab = block_labels.flatten()
-    id_sel, rest = lab == 1, lab != 0
-    return Term([_bce(s[id_sel], 1).sum(), _bce(s[rest], 0).sum()], _counts(id_sel.sum(), rest.sum()), (0.5, 0.5))
+    (a, n_id), (b, n_rest) = _side(s, 1, lab == 1), _side(s, 0, lab != 0)
+    return Term([a, b], _counts(n_id, n_rest), (0.5, 0.5))
 
 # %% ../nbs/03_losses.ipynb #65c17daa
 def ce_term(logits: torch.Tensor, y: torch.Tensor) -> Term:
     "Cross entropy over the images of this process: `F.cross_entropy`'s mean once the count is global."
-    return Term([F.cross_entropy(upcast(logits), y, reduction="sum")], _counts(y.numel()), (1.0,))
+    return Term([F.cross_entropy(upcast(logits), y, reduction="sum")], _counts(y.numel(), device=y.device), (1.0,))
 
 @dataclass
 class Loss:
@@ -92,11 +117,13 @@ class Loss:
         return self
 
     def counts(self) -> torch.Tensor:
-        "The group sizes of all terms, in order, in one float64 tensor on the CPU."
+        "The group sizes of all terms, in order, in one float64 tensor on the device of the terms."
         return torch.cat([t.counts for _, t in self.terms.values()])
 
-    def reduce(self, counts: torch.Tensor | None = None):
-        "(loss, stats): the sum of weight x term value, each term from its slice of `counts` (default: `self.counts()`)."
+    def reduce(self, counts: torch.Tensor | None = None, to_host: bool = True):
+        """(loss, stats): the sum of weight x term value, each term from its slice of `counts` (default: `self.counts()`).
+        The statistics are floats; `to_host=False` leaves them float64 0-d tensors on the device (a training step
+        then reads nothing; the trainer reads their sums once per epoch)."""
         counts = self.counts() if counts is None else counts
         values, i = {}, 0
         for name, (w, t) in self.terms.items():
@@ -104,7 +131,8 @@ class Loss:
             values[name] = t.value(counts[i:i + k])
             i += k
         loss = sum(self.terms[name][0] * v for name, v in values.items())
-        return loss, {**{name: v.item() for name, v in values.items()}, **self.stats}
+        stats = {**{name: v.detach().double() for name, v in values.items()}, **self.stats}
+        return loss, {k: v.item() if to_host and torch.is_tensor(v) else v for k, v in stats.items()}
 
 # %% ../nbs/03_losses.ipynb #f1cfc1f8
 def param(default, help: str, optional: bool = False):
@@ -157,7 +185,7 @@ class SSODLoss(LossConfig):
         with torch.no_grad():
             if self.sampler == "released":
                 return released_sample_blocks(out.block_logits.detach(), y, self.released_thresh)
-            return sample_blocks(target_confidence(out.block_logits.detach(), y), self.gamma)
+            return sample_blocks(target_confidence(out.block_logits.detach(), y), self.gamma, check=False)
 
     def ood_term(self, out, labels: torch.Tensor, generator: torch.Generator | None = None) -> Term:
         "The second term of Eq. 9 for block labels `labels` (B x H x W)."
@@ -165,22 +193,22 @@ class SSODLoss(LossConfig):
         if self.sampler == "released":
             return released_ood_term(blocks, labels)
         B = blocks.shape[0]
-        s = blocks.reshape(B, -1)
-        lab = labels.reshape(B, -1)
-        img = torch.arange(B, device=s.device)[:, None].expand_as(lab)
-        sel = lab != IGNORE
-        s, lab, img = s[sel], lab[sel], img[sel]
+        s, lab = blocks.reshape(-1), labels.reshape(-1)     # every block; the labels say which enter the term
+        img = torch.arange(B, device=s.device)[:, None].expand(B, lab.numel() // B).reshape(-1)
         if self.gap_positive:
             s = torch.cat([s, upcast(out.id_logit)])
             lab = torch.cat([lab, torch.ones(B, dtype=lab.dtype, device=lab.device)])
             img = torch.cat([img, torch.arange(B, device=img.device)])
         if self.balance == "dr":
-            keep = balanced_resample(img, lab, generator)
-            total = F.binary_cross_entropy_with_logits(s[keep], lab[keep].to(s.dtype), reduction="sum")
-            return Term([total], _counts(keep.sum()), (1.0,))
+            if HOST_SELECTS and lab.device.type == "cpu":   # as earlier runs: one random key per labelled sample
+                sel = lab != IGNORE
+                s, lab, img = s[sel], lab[sel], img[sel]
+            keep = balanced_resample(img, lab, generator, n_img=B)
+            bce = lambda a, t: F.binary_cross_entropy_with_logits(a, t.to(a.dtype), reduction="none")
+            return Term([masked_sum(bce, keep, s, lab)], _counts(keep.sum()), (1.0,))
         if self.balance == "lw":
-            return lw_term(s[lab == 1], s[lab == 0], self.lw_weight)
-        return lwb_term(s[lab == 1], s[lab == 0])
+            return lw_term(s, s, self.lw_weight, lab == 1, lab == 0)
+        return lwb_term(s, s, lab == 1, lab == 0)
 
     def terms(self, out, y: torch.Tensor, generator: torch.Generator | None = None) -> Loss:
         "Eq. 9 as terms (ce, and ood weighted by alpha) with the shares of ID / OOD blocks as statistics."
@@ -191,7 +219,8 @@ class SSODLoss(LossConfig):
             raise ValueError("SSODLoss with alpha > 0 needs the per-block outputs: call the model with blocks=True")
         labels = self.block_labels(out, y)
         n = labels.numel()
-        loss.stats = {"id_blocks": (labels == 1).sum().item() / n, "ood_blocks": (labels == 0).sum().item() / n}
+        loss.stats = {"id_blocks": (labels == 1).sum(dtype=torch.float64) / n,
+                      "ood_blocks": (labels == 0).sum(dtype=torch.float64) / n}
         return loss.add("ood", self.alpha, self.ood_term(out, labels, generator))
 
     def __call__(self, out, y: torch.Tensor, generator: torch.Generator | None = None):

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .framework import upcast
-from .losses import SSODLoss, Loss, Term, ce_term
+from .losses import SSODLoss, Loss, Term, ce_term, masked_sum
 
 # %% auto #0
 __all__ = ['METHODS', 'MOS_GROUPS', 'Method', 'register_method', 'get_method', 'method_views', 'SSODObjective', 'GodinHead',
@@ -111,8 +111,10 @@ def supcon_term(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1)
     pos = (labels[:, None] == labels[None, :]) & ~self_mask
     n_pos = pos.sum(1)
     has = n_pos > 0
-    mean_log_prob_pos = torch.where(pos, log_prob, torch.zeros_like(log_prob)).sum(1)[has] / n_pos[has]
-    return Term([-mean_log_prob_pos.sum()], torch.tensor([float(has.sum())], dtype=torch.float64), (1.0,))
+    sum_log_prob_pos = torch.where(pos, log_prob, torch.zeros_like(log_prob)).sum(1)
+    mean_log_prob_pos = lambda s, n: s / n.clamp(min=1)          # anchors without a positive are left out
+    return Term([-masked_sum(mean_log_prob_pos, has, sum_log_prob_pos, n_pos)], has.sum(dtype=torch.float64).view(1),
+                (1.0,))
 
 # %% ../nbs/03a_methods.ipynb #9ee4eb08
 @dataclass
@@ -249,10 +251,13 @@ class MOSObjective:
     def __call__(self, model, x, y, generator=None, autocast=None):
         with autocast or _null():
             out = model(x)
-        targets = self.targets.to(y.device)[:, y]
+        if self.targets.device != y.device:   # once: a copy per step would make the host wait
+            self.targets = self.targets.to(y.device)
+        targets = self.targets[:, y]
         sums = [F.cross_entropy(z, t, reduction="sum") for z, t in zip(upcast(out.aux).split(self.sizes, dim=-1), targets)]
         k = len(sums)   # one cross entropy per group, each a mean over the images
-        return Loss({"ce": (1.0, Term(sums, torch.full((k,), float(y.numel()), dtype=torch.float64), (1.0,) * k))})
+        counts = torch.full((k,), float(y.numel()), dtype=torch.float64, device=y.device)
+        return Loss({"ce": (1.0, Term(sums, counts, (1.0,) * k))})
 
 def _mos_heads(net, groups=None, **_):
     net.cls_head = MOSHead(net.channels, groups)
@@ -263,11 +268,13 @@ register_method(Method("mos", lambda loss, groups=None, **_: MOSObjective(groups
 # %% ../nbs/03a_methods.ipynb #334999a7
 def build_method_model(method: str, arch: str, num_classes: int, in_channels: int, pretrained: bool = False,
                        ood_head: str = "mlp", freeze_backbone: bool = False, freeze_cls: bool = False,
-                       groups: list | None = None, proj_dim: int = 128, arch_args: dict | None = None):
+                       groups: list | None = None, proj_dim: int = 128, arch_args: dict | None = None,
+                       pretrained_path: str = ""):
     "An SSODNet with the method's heads (`arch_args`: the keyword arguments of a model factory, notebook 02)."
     m = get_method(method)
     from ssod.model import build_model
-    net = build_model(arch, num_classes, in_channels, pretrained, ood_head, freeze_backbone, freeze_cls, arch_args)
+    net = build_model(arch, num_classes, in_channels, pretrained, ood_head, freeze_backbone, freeze_cls,
+                      arch_args=arch_args, pretrained_path=pretrained_path)
     if m.heads is not None:
         m.heads(net, num_classes=num_classes, groups=groups, proj_dim=proj_dim)
     return net

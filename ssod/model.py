@@ -4,7 +4,12 @@
 
 # %% ../nbs/02_model.ipynb #210dae0a
 from __future__ import annotations
+import contextlib
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -14,7 +19,8 @@ from .sampler import apply_per_block
 from .backbones import TORCHVISION, cut_at_pool, head_channels, is_factory_arch, factory_parts
 
 # %% auto #0
-__all__ = ['ARCHS', 'BasicBlock', 'SmallResNet', 'receptive_field', 'is_torchvision_arch', 'torchvision_parts', 'LogitDifference',
+__all__ = ['ARCHS', 'BasicBlock', 'SmallResNet', 'receptive_field', 'is_torchvision_arch', 'torchvision_parts',
+           'pretrained_weights', 'weights_cache_file', 'pretrained_file', 'weights_from', 'LogitDifference',
            'make_ood_head', 'NetOutput', 'SSODNet', 'build_model']
 
 # %% ../nbs/02_model.ipynb #8e0a9932
@@ -99,21 +105,23 @@ def _with_classes(head: nn.Module, num_classes: int) -> nn.Module:
     setattr(parent, name.rsplit(".", 1)[-1], new)
     return head
 
-def _any_torchvision(name: str, num_classes: int, pretrained: bool):
+def _any_torchvision(name: str, num_classes: int, pretrained: bool, pretrained_path: str = ""):
     """(trunk, C, head) of torchvision classification model `name`: its children up to its global average pool are the
     trunk (the feature map X), what follows (Linear, activation and dropout layers) the vector head f_cls."""
     import torchvision
     if not is_torchvision_arch(TORCHVISION + name):
         raise ValueError(f"torchvision has no classification model {name!r} (torchvision.models.list_models())")
-    net = torchvision.models.get_model(name, weights="DEFAULT" if pretrained else None)
+    with weights_from(TORCHVISION + name, pretrained_path if pretrained else ""):
+        net = torchvision.models.get_model(name, weights="DEFAULT" if pretrained else None)
     if name.startswith("densenet"):   # its forward applies ReLU and the pool as functions
         trunk, head = nn.Sequential(net.features, nn.ReLU()), net.classifier
     else:
         trunk, head = cut_at_pool(net, f"torchvision's {name}")
     return trunk, head_channels(head, f"torchvision's {name}"), _with_classes(head, num_classes)
 
-def torchvision_parts(arch: str, num_classes: int, pretrained: bool = False):
-    "Split a torchvision classifier into (trunk giving the feature map, channels C, vector classification head)."
+def torchvision_parts(arch: str, num_classes: int, pretrained: bool = False, pretrained_path: str = ""):
+    """Split a torchvision classifier into (trunk giving the feature map, channels C, vector classification head).
+    `pretrained_path`: the ImageNet weights from this local file (see `pretrained_file`) instead of torchvision's cache."""
     import torchvision   # here, not at the top: it takes seconds to import, and the small networks do without it
     if arch == "resnet18_cifar":
         net = torchvision.models.resnet18(num_classes=num_classes)
@@ -121,10 +129,11 @@ def torchvision_parts(arch: str, num_classes: int, pretrained: bool = False):
         net.maxpool = nn.Identity()
         arch, pretrained = "resnet18", False
     elif arch.startswith(TORCHVISION):
-        return _any_torchvision(arch[len(TORCHVISION):], num_classes, pretrained)
+        return _any_torchvision(arch[len(TORCHVISION):], num_classes, pretrained, pretrained_path)
     else:
         weights = getattr(torchvision.models, _TV_WEIGHTS[arch]).DEFAULT if pretrained else None
-        net = getattr(torchvision.models, arch)(weights=weights)
+        with weights_from(arch, pretrained_path if pretrained else ""):
+            net = getattr(torchvision.models, arch)(weights=weights)
     if arch.startswith("resnet"):
         trunk = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
         head, c = net.fc, net.fc.in_features
@@ -146,6 +155,67 @@ def torchvision_parts(arch: str, num_classes: int, pretrained: bool = False):
         else:
             head[-1] = new
     return trunk, c, head
+
+# %% ../nbs/02_model.ipynb #5ee4643d
+def pretrained_weights(arch: str):
+    "torchvision's ImageNet weights (a `WeightsEnum` member) that `pretrained=True` gives `arch`."
+    import torchvision
+    if arch.startswith(TORCHVISION):
+        return torchvision.models.get_model_weights(arch[len(TORCHVISION):]).DEFAULT
+    if arch not in _TV_WEIGHTS:
+        raise ValueError(f"{arch} has no pretrained weights (torchvision's ImageNet weights exist for "
+                         f"{', '.join(_TV_WEIGHTS)} and torchvision:<name>)")
+    return getattr(torchvision.models, _TV_WEIGHTS[arch]).DEFAULT
+
+def weights_cache_file(arch: str) -> Path:
+    "Where torchvision keeps (and looks for) the downloaded weights of `arch`."
+    import torch.hub
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(pretrained_weights(arch).url)
+
+def pretrained_file(arch: str, pretrained_path: str = "", download: bool = True) -> Path:
+    """The local file of `arch`'s ImageNet weights: `pretrained_path`, else torchvision's cache (downloaded into it
+    when missing and `download`). A ValueError naming the file and the URL when there is none."""
+    import torch.hub
+    url, cached = pretrained_weights(arch).url, weights_cache_file(arch)
+    fetch = f"on a machine with internet access fetch {url} (e.g. `curl -LO {url}`)"
+    if pretrained_path:
+        if not Path(pretrained_path).is_file():
+            raise ValueError(f"pretrained_path {pretrained_path} is not a file: {fetch} and copy it there")
+        return Path(pretrained_path)
+    if cached.is_file():
+        return cached
+    problem = "downloading is off"
+    if download:
+        import socket
+        old = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(30)   # no internet: fail in seconds, not at the system's timeout
+        try:
+            torch.hub.download_url_to_file(url, str(cached), progress=False)
+            return cached
+        except Exception as e:
+            problem = f"downloading failed: {type(e).__name__}: {str(e)[:150]}"
+        finally:
+            socket.setdefaulttimeout(old)
+    raise ValueError(f"the pretrained weights of {arch} are not on this machine ({cached}; {problem}). {fetch.capitalize()} "
+                     f"and copy it to {cached}, or pass pretrained_path=<that file>")
+
+@contextlib.contextmanager
+def weights_from(arch: str, pretrained_path: str = ""):
+    "While building `arch` with torchvision's weights, torchvision reads them from `pretrained_path` (if given)."
+    if not pretrained_path:
+        yield
+        return
+    import torch.hub
+    name = os.path.basename(pretrained_weights(arch).url)
+    hub, old = Path(tempfile.mkdtemp(prefix="ssod-weights-")), torch.hub.get_dir()
+    (hub / "checkpoints").mkdir()
+    (hub / "checkpoints" / name).symlink_to(Path(pretrained_path).resolve())   # the name torchvision looks for
+    torch.hub.set_dir(str(hub))
+    try:
+        yield
+    finally:
+        torch.hub.set_dir(old)
+        shutil.rmtree(hub, ignore_errors=True)
 
 # %% ../nbs/02_model.ipynb #ae4a0809
 class LogitDifference(nn.Module):
@@ -174,7 +244,7 @@ class NetOutput:
     features: torch.Tensor                        # B x C, GAP(X)
     id_logit: torch.Tensor                        # B, f_ood(GAP(X)); Eq. 10 is its sigmoid
     feature_map: torch.Tensor | None = None       # B x C x H x W, X = h(x)
-    block_logits: torch.Tensor | None = None      # B x M x H x W, f_cls on every block
+    block_logits: torch.Tensor | None = None      # B x M x H x W, f_cls on every block (no gradient: Eq. 7's input)
     block_id_logits: torch.Tensor | None = None   # B x H x W, y_hat^ood of Eq. 8
     proj: torch.Tensor | None = None              # B x D, projection head (contrastive methods, notebook 03a)
     aux: torch.Tensor | None = None               # head-specific raw outputs (MOS group logits, CSI joint logits)
@@ -203,7 +273,8 @@ class SSODNet(nn.Module):
             out.aux = self.cls_head.aux(gap)
         if blocks:
             out.feature_map = X
-            out.block_logits = apply_per_block(self.cls_head, X)
+            with torch.no_grad():   # Eq. 7 reads them as fixed targets: no graph kept for the largest head output
+                out.block_logits = apply_per_block(self.cls_head, X.detach())
             out.block_id_logits = apply_per_block(self.ood_head, X)[:, 0]
         return out
 
@@ -219,8 +290,9 @@ ARCHS = ("small_resnet", "small_resnet_local", "small_resnet_wide", "resnet18", 
 
 def build_model(arch: str = "small_resnet", num_classes: int = 10, in_channels: int = 3, pretrained: bool = False,
                 ood_head: str = "mlp", freeze_backbone: bool = False, freeze_cls: bool = False,
-                arch_args: dict | None = None) -> SSODNet:
-    "Build an `SSODNet` for `arch` (see `ARCHS`; torchvision:<name>; package.module:function, called with `arch_args`)."
+                arch_args: dict | None = None, pretrained_path: str = "") -> SSODNet:
+    """Build an `SSODNet` for `arch` (see `ARCHS`; torchvision:<name>; package.module:function, called with `arch_args`);
+    `pretrained_path`: ImageNet weights from this file (`pretrained_file`)."""
     if arch not in ARCHS and not arch.startswith(TORCHVISION) and not is_factory_arch(arch):
         raise ValueError(f"unknown arch {arch!r}; known architectures: {', '.join(ARCHS)}, {TORCHVISION}<name>, or "
                          "package.module:function (your model factory)")
@@ -241,7 +313,7 @@ def build_model(arch: str = "small_resnet", num_classes: int = 10, in_channels: 
             raise ValueError(f"arch {arch}: a model factory loads its own weights (pretrained is for torchvision's)")
         trunk, c, cls_head = factory_parts(arch, num_classes, in_channels, arch_args)
     else:
-        trunk, c, cls_head = torchvision_parts(arch, num_classes, pretrained)
+        trunk, c, cls_head = torchvision_parts(arch, num_classes, pretrained, pretrained_path)
         _first_conv_to(trunk, in_channels)
     net = SSODNet(trunk, c, cls_head, make_ood_head(c, ood_head))
     net.backbone.requires_grad_(not freeze_backbone)

@@ -43,27 +43,26 @@ def check_gamma(gamma: float) -> float:
         raise ValueError(f"gamma must be in (0.5, 1] (Eq. 7), got {gamma!r}")
     return float(gamma)
 
-def sample_blocks(target_conf: torch.Tensor, gamma: float = 0.95) -> torch.Tensor:
-    "Eq. 7: 1 = ID (conf >= gamma), 0 = OOD (conf < 1 - gamma), -1 = ignored. Same shape as `target_conf`, int64."
+def sample_blocks(target_conf: torch.Tensor, gamma: float = 0.95, check: bool = True) -> torch.Tensor:
+    """Eq. 7: 1 = ID (conf >= gamma), 0 = OOD (conf < 1 - gamma), -1 = ignored. Same shape as `target_conf`, int64.
+    `check=False` skips the range check of the confidences, for softmax outputs in a training step: reading its
+    answer would make the host wait for the GPU."""
     gamma = check_gamma(gamma)
     if not torch.is_floating_point(target_conf):
         raise TypeError(f"target_conf must be a floating-point tensor of confidences, got {target_conf.dtype}")
-    if torch.isnan(target_conf).any() or (target_conf < 0).any() or (target_conf > 1).any():
+    if check and (torch.isnan(target_conf).any() or (target_conf < 0).any() or (target_conf > 1).any()):
         raise ValueError("target_conf must hold confidences in [0, 1] (softmax probabilities)")
-    labels = torch.full(target_conf.shape, IGNORE, dtype=torch.int64, device=target_conf.device)
-    labels[target_conf >= gamma] = 1
-    labels[target_conf < 1 - gamma] = 0
-    return labels
+    ood_or_ignored = torch.where(target_conf < 1 - gamma, 0, IGNORE)   # the two cases cannot overlap: gamma > 0.5
+    return torch.where(target_conf >= gamma, 1, ood_or_ignored)
 
 # %% ../nbs/01_sampler.ipynb #7e8c4acf
 def released_sample_blocks(block_logits: torch.Tensor, y: torch.Tensor, thresh: float = 0.99) -> torch.Tensor:
     "Released-code sampler on B x M x H x W block logits: 1 = argmax is `y` and max prob > thresh, 0 = max prob < 1 - thresh, else -1."
     probs = upcast(block_logits).softmax(1)
     max_prob, pred = probs.max(1)
-    labels = torch.full(max_prob.shape, IGNORE, dtype=torch.int64, device=block_logits.device)
-    labels[(max_prob < 1 - thresh) & (pred != y.view(-1, 1, 1))] = 0
-    labels[(pred == y.view(-1, 1, 1)) & (max_prob > thresh)] = 1
-    return labels
+    target = y.view(-1, 1, 1)
+    ood_or_ignored = torch.where((max_prob < 1 - thresh) & (pred != target), 0, IGNORE)
+    return torch.where((pred == target) & (max_prob > thresh), 1, ood_or_ignored)
 
 # %% ../nbs/01_sampler.ipynb #3045aca4
 def block_object_share(masks: torch.Tensor, size) -> torch.Tensor:

@@ -29,6 +29,7 @@ def run_key(cfg: TrainConfig) -> str:
     skip = {f.name for f in fields(cfg) if f.metadata.get("optional") and getattr(cfg, f.name) == f.default}
     d = {k: v for k, v in cfg.to_dict().items() if k not in RESUME_KEYS_IGNORED | skip}
     d["precision"] = resolve_precision(cfg.precision, resolve_device(cfg.device))  # "auto" differs between machines
+    d["sync_bn"] = True   # one process, as the store trains: no effect; keyed as every run before it became opt-in
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
 def run_name(cfg: TrainConfig) -> str:

@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
-from fastcore.basics import patch
 from tqdm import tqdm
 
 import ssod
@@ -25,8 +24,8 @@ from .data import BENCHMARKS, BatchTransform, checkout_dir, get_benchmark, load_
 from .inference import eval_transform, predict, limit, accuracy, sampler_diagnostic
 
 # %% auto #0
-__all__ = ['SAMPLER_CHECK_IMAGES', 'lr_factor', 'CheckpointError', 'load_checkpoint', 'resolve_checkpoint',
-           'model_from_checkpoint', 'init_path', 'check_init', 'Trainer']
+__all__ = ['SAMPLER_CHECK_IMAGES', 'CHECK_EVERY', 'lr_factor', 'CheckpointError', 'load_checkpoint', 'resolve_checkpoint',
+           'model_from_checkpoint', 'init_path', 'check_init', 'patch', 'Trainer', 'StepStats']
 
 # %% ../nbs/05_train.ipynb #013de83f
 def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
@@ -118,6 +117,13 @@ def check_init(cfg: TrainConfig) -> Path | None:
         raise ValueError(f"init_from {path} does not fit this run: " + "; ".join(diff))
     return path
 
+# %% ../nbs/05_train.ipynb #ec1fe0e3
+def patch(f):
+    "Make `f` a method of the class its first parameter is annotated with (`def f(self: Trainer)`)."
+    cls = f.__annotations__[f.__code__.co_varnames[0]]
+    setattr(f.__globals__[cls] if isinstance(cls, str) else cls, f.__name__, f)
+    return f
+
 # %% ../nbs/05_train.ipynb #61146c9e
 SAMPLER_CHECK_IMAGES = 1000   # ID validation images the per-epoch sampler diagnostic looks at
 
@@ -127,7 +133,7 @@ class Trainer:
         if data is not None:   # your Datasets (ssod.adapt.OwnData, notebook 13) fix classes, channels and image size
             cfg = data.configure(cfg)
         self.cfg, self.data, self.callbacks, self.progress = cfg, data, list(callbacks), progress
-        self.rank, self.world_size, self.local_rank = init_distributed(cfg.dist_timeout)
+        self.rank, self.world_size, self.local_rank = init_distributed(cfg.dist_timeout, cfg.device)
         self.log = log if self.rank == 0 else (lambda *a, **k: None)
         self.device = resolve_device(cfg.device, self.local_rank if self.world_size > 1 else None)
         self.num_threads = set_threads(cfg.num_threads, self.device)  # before the precision probe, which times with them
@@ -169,10 +175,13 @@ def _data(self: Trainer):
 def build(self: Trainer, steps_per_epoch: int):
     "Model, optimiser, schedule and scaler (`setup` calls it after the data; benchmarks call it alone)."
     torch.manual_seed(self.cfg.seed)
+    if self.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True   # fixed input sizes: cuDNN picks its fastest kernels once
     self.model = build_method_model(self.cfg.method, self.cfg.arch, self.bench.num_classes, self.bench.in_channels,
                                     self.cfg.pretrained, self.cfg.ood_head, self.cfg.freeze_backbone,
                                     self.cfg.freeze_cls, self.groups, self.cfg.proj_dim,
-                                    self.cfg.arch_kwargs).to(self.device)
+                                    arch_args=self.cfg.arch_kwargs,
+                                    pretrained_path=self.cfg.pretrained_path).to(self.device)
     if self.cfg.init_from:  # fine-tuning: the other run's weights, a fresh optimiser and schedule
         self.model.load_state_dict(load_checkpoint(check_init(self.cfg), self.device)["model"])
     if self.cfg.alpha == 0:
@@ -184,7 +193,8 @@ def build(self: Trainer, steps_per_epoch: int):
     if self.precision == "fp64":
         self.model = self.model.double()
     params = [p for p in self.model.parameters() if p.requires_grad]
-    self.optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+    gpu = {"fused": True} if self.device.type == "cuda" else {}   # one kernel per update, no host read of its counters
+    self.optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, **gpu)
     self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
                                                        lambda s: lr_factor(s, steps_per_epoch, self.cfg))
     self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
@@ -246,7 +256,10 @@ def save(self: Trainer):
 def load(self: Trainer, path):
     ckpt = load_checkpoint(path)
     old, new = ckpt["config"], self.cfg.to_dict()
-    diff = {k for k in new if k not in RESUME_KEYS_IGNORED and old.get(k) != new[k]}
+    optional = {f.name: f.default for f in fields(TrainConfig) if f.metadata.get("optional")}
+    diff = {k for k in new if k not in RESUME_KEYS_IGNORED and old.get(k, optional.get(k)) != new[k]}
+    if self.world_size == 1:
+        diff.discard("sync_bn")   # batch norm over one process is the same either way
     if diff:
         raise CheckpointError(f"cannot resume from {path}: its configuration differs in "
                               + ", ".join(f"{k} ({old.get(k)!r} there, {new[k]!r} now)" for k in sorted(diff))
@@ -263,25 +276,60 @@ def load(self: Trainer, path):
     self.epoch, self.history, self.best = ckpt["epoch"], list(ckpt["history"]), ckpt["best"]
     self.log(f"resumed from {path} after epoch {self.epoch}")
 
+# %% ../nbs/05_train.ipynb #1b85312d
+CHECK_EVERY = 20   # steps between the host's reads of the loss (progress bar, non-finite check)
+
+class StepStats:
+    "The running sums of an epoch's step statistics and a watch for a non-finite loss, all on the training device."
+    def __init__(self, device):
+        self.sums, self.keys, self.n = None, [], 0
+        self.ok = torch.ones((), dtype=torch.bool, device=device)                # every loss so far was finite
+        self.last = torch.zeros(2, dtype=torch.float64, device=device)           # (loss, step): the last finite one,
+                                                                                 # then the first that was not
+    def add(self, loss: torch.Tensor, stats: dict):
+        "One step's loss and statistics (0-d tensors): device work only, nothing read."
+        vec = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=self.ok.device) for v in stats.values()])
+        self.sums, self.keys = (torch.zeros_like(vec) if self.sums is None else self.sums) + vec, list(stats)
+        now = torch.stack([loss.detach().to(torch.float64), torch.full_like(self.last[1], self.n + 1)])
+        self.last = torch.where(self.ok, now, self.last)
+        self.ok = self.ok & torch.isfinite(loss.detach())
+        self.n += 1
+
+    def check(self) -> tuple:
+        "(every loss finite, the last finite loss or the first non-finite one, its step): one read by the host."
+        ok, loss, step = torch.cat([self.ok.view(1).to(torch.float64), self.last]).tolist()
+        return bool(ok), loss, int(step)
+
+    def means(self, world_size: int) -> dict:
+        "The mean of every statistic over the steps of all processes (one read by the host)."
+        return mean_over_processes(dict(zip(self.keys, self.sums)) if self.sums is not None else {}, self.n, world_size)
+
 # %% ../nbs/05_train.ipynb #8d5a0d0f
 @patch
 def train_step(self: Trainer, x, y, generator=None):
-    "One optimisation step on batch (x, y): forward, Eq. 9 (or the method's objective), backward, AdamW, schedule."
+    """One optimisation step on batch (x, y): forward, Eq. 9 (or the method's objective), backward, AdamW, schedule.
+    Returns the loss (detached) and the statistics, tensors on the device: the host reads nothing here."""
     x = x.to(torch.float64 if self.precision == "fp64" else torch.float32)
     if self.cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     terms = self.objective(self.step_model, x, y, generator, autocast(self.device, self.precision))
-    loss, stats = reduce_over_processes(terms, self.world_size)
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"loss became {loss.item()} at epoch {self.epoch + 1}; what scales it here: alpha "
-                                 f"{self.cfg.alpha:g} (the OOD term's weight, Eq. 9), lr {self.cfg.lr:g}, precision "
-                                 f"{self.precision}: lower lr or alpha, or use fp32")
+    loss, stats = reduce_over_processes(terms, self.world_size, to_host=False)
     self.optimizer.zero_grad(set_to_none=True)
     self.scaler.scale(loss).backward()
     self.scaler.step(self.optimizer)
     self.scaler.update()
     self.scheduler.step()
-    return loss, stats
+    return loss.detach(), stats
+
+@patch
+def _check_loss(self: Trainer, log: StepStats) -> float:
+    "The latest loss, read by the host; a clear error from the first non-finite one."
+    ok, loss, step = log.check()
+    if not ok:
+        raise FloatingPointError(f"loss became {loss} at step {step} of epoch {self.epoch + 1}; what scales it here: "
+                                 f"alpha {self.cfg.alpha:g} (the OOD term's weight, Eq. 9), lr {self.cfg.lr:g}, "
+                                 f"precision {self.precision}: lower lr or alpha, or use fp32")
+    return loss
 
 @patch
 def train_epoch(self: Trainer) -> dict:
@@ -289,16 +337,14 @@ def train_epoch(self: Trainer) -> dict:
     self.model.train()
     self.train_loader.set_epoch(self.epoch)
     g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch + 13)
-    sums, n = {}, 0
+    log, steps = StepStats(self.device), len(self.train_loader)
     bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False,
                disable=not self.progress or self.rank != 0, mininterval=2.0)
-    for x, y in bar:
-        loss, stats = self.train_step(x, y, g)
-        for k, v in stats.items():
-            sums[k] = sums.get(k, 0.0) + v
-        n += 1
-        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-    return {f"train_{k}": v for k, v in mean_over_processes(sums, n, self.world_size).items()}
+    for i, (x, y) in enumerate(bar, 1):
+        log.add(*self.train_step(x, y, g))
+        if i % CHECK_EVERY == 0 or i == steps:
+            bar.set_postfix(loss=f"{self._check_loss(log):.3f}", refresh=False)
+    return {f"train_{k}": v for k, v in log.means(self.world_size).items()}
 
 # %% ../nbs/05_train.ipynb #b23fd29d
 @patch
