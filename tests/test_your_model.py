@@ -281,7 +281,7 @@ def as_set(name, split, n):
 data = OwnData(as_set("fashion_mnist", "train", 128), as_set("fashion_mnist", "val", 64),
                as_set("fashion_mnist", "test", 64), ood={"mnist": as_set("mnist", "test", 64)}, std=bench.std)
 cfg = make_config("demo", benchmark="own", arch=tiny_cnn, epochs=2, batch_size=64, precision="fp64",
-                  channels_last=False, num_threads=1, out_dir=sys.argv[1])
+                  channels_last=False, num_threads=1, sync_bn=True, out_dir=sys.argv[1])   # batch norm over the global batch
 run(cfg, ["msp"], tune=False, data=data, progress=False)
 '''
 
