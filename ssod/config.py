@@ -11,7 +11,7 @@ from dataclasses import dataclass, asdict, fields
 
 import torch
 
-from .losses import LossConfig, param
+from .params import LossConfig, param, coerce
 from .model import ARCHS, is_torchvision_arch
 from .backbones import is_factory_arch, find_factory, factory_path
 from .methods import METHODS
@@ -20,44 +20,8 @@ from .runtime import PRECISIONS
 
 # %% auto #0
 __all__ = ['OWN', 'PRESETS', 'DEMO_BUDGET', 'BENCHMARK_PRESETS', 'PAPER_ARCH', 'RESUME_KEYS_IGNORED', 'RUN_PARAMETERS',
-           'EVALUATE_PARAMETERS', 'coerce', 'TrainConfig', 'make_config', 'parameters_cell', 'train_parameter_names',
+           'EVALUATE_PARAMETERS', 'TrainConfig', 'make_config', 'parameters_cell', 'train_parameter_names',
            'check_parameters']
-
-# %% ../nbs/04a_config.ipynb #31c1b5dc
-_TRUE, _FALSE = {"true", "yes", "y", "1", "on"}, {"false", "no", "n", "0", "off"}
-
-def coerce(name: str, kind: str, value):
-    "`value` as a field of type `kind` ('bool', 'int', 'float', 'str'); strings are parsed; anything else fails clearly."
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        raise ValueError(f"{name} must be true or false, got {value!r}")
-    if kind == "int":
-        v = value.strip() if isinstance(value, str) else value
-        if isinstance(v, str) and v.lstrip("+-").isdigit():
-            v = int(v)
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
-        return v
-    if kind == "float":
-        v = value
-        if isinstance(v, str):
-            try:
-                v = float(v.strip())
-            except ValueError:
-                raise ValueError(f"{name} must be a number, got {value!r}") from None
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ValueError(f"{name} must be a number, got {value!r}")
-        return float(v)
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be a string, got {value!r}")
-    return value
 
 # %% ../nbs/04a_config.ipynb #57935e9c
 OWN = "own"   # the benchmark of data sets passed in Python (ssod.adapt.OwnData, notebook 13)

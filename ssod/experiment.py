@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from .config import OWN, TrainConfig, make_config, coerce, PRESETS
+from .config import OWN, TrainConfig, make_config, PRESETS
+from .params import coerce
 from .runtime import resolve_device, resolve_precision, runtime_info
 from .data import DataNotFound, check_images, fixture_sets, get_benchmark, load_dataset
 from .train import Trainer, model_from_checkpoint, resolve_checkpoint, check_init

@@ -46,7 +46,8 @@ def test_every_config_field_is_a_papermill_parameter_defaulting_to_the_preset(re
 
 
 def test_loss_hyperparameters_are_defined_once():
-    from ssod.losses import LossConfig, SSODLoss
+    from ssod.params import LossConfig
+    from ssod.losses import SSODLoss
     cfg = make_config("demo", released_thresh=0.9, lw_weight=0.3)
     loss = SSODLoss(**cfg.loss_config())
     assert loss.released_thresh == 0.9 and loss.lw_weight == 0.3      # built by name: every loss field can be set
