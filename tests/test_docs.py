@@ -46,7 +46,9 @@ def test_a_stale_output_is_caught(docs, tmp_path):
 def test_site_renders_with_every_page_figure_and_link(docs, tmp_path):
     out = tmp_path / "site"
     names = docs.render(out, log=lambda *a: None)
-    assert names[0] == "index.ipynb" and len(names) == len(list(docs.NBS.glob("*.ipynb")))
+    wanted = ({p.name for p in docs.NBS.glob("*.ipynb")} | set(docs.guide_pages()) | {"api.md"}
+              | {f"api_{m}.md" for m in docs.library_modules()})
+    assert names[0] == "index.ipynb" and set(names) == wanted   # every notebook, guide and module has its page
     assert docs.check(out) == []
     index = (out / "index.html").read_text()
     assert 'src="files/figures/fig3_locality_fmnist_scenes.png"' in index and 'href="01_sampler.html"' in index
@@ -61,7 +63,8 @@ def test_site_renders_with_every_page_figure_and_link(docs, tmp_path):
     problems = docs.check(out)
     assert any("01_sampler_gone.html" in p for p in problems) and any("files/no.png" in p for p in problems), problems
     (out / "02_model.html").unlink()
-    assert "no page for 02_model.ipynb" in docs.check(out)
+    (out / "api_losses.html").unlink()
+    assert {"no page for 02_model.ipynb", "no page for api_losses.md"} <= set(docs.check(out))
 
 
 def test_index_renders_in_a_browser(docs, tmp_path):
