@@ -17,7 +17,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ssod.data import get_benchmark, load_dataset, load_val_ood  # noqa: E402
+from ssod.data import load_dataset  # noqa: E402
+from ssod.benchmarks import get_benchmark, load_val_ood  # noqa: E402
 from ssod.detectors import DETECTORS  # noqa: E402
 from ssod.model import build_model  # noqa: E402
 from ssod.results import evaluate_model  # noqa: E402

@@ -116,7 +116,7 @@ class _LoaderOwner:
     def __init__(self, p):
         import torch
         from ssod.config import make_config
-        from ssod.data import get_benchmark
+        from ssod.benchmarks import get_benchmark
         self.cfg = make_config("paper", benchmark="cifar10", image_size=p["size"], batch_size=p["batches"][0])
         self.bench, self.device = get_benchmark("cifar10"), torch.device(p["device"])
 
@@ -124,7 +124,9 @@ class _LoaderOwner:
 def synthetic_loader(trainer, n_batches, p, seed=0):
     "The trainer's own loader (`make_loader`, as `Trainer._data` makes it) over random CIFAR-sized uint8 images."
     import torch
-    from ssod.data import BatchTransform, ImageSet, make_loader
+    from ssod.data import ImageSet
+    from ssod.transforms import BatchTransform
+    from ssod.loaders import make_loader
     cfg, bench = trainer.cfg, trainer.bench
     g = torch.Generator().manual_seed(seed)
     n = n_batches * cfg.batch_size
@@ -325,7 +327,10 @@ def _write_jpegs(args):
 def part_d(r: Part, p: dict, out: Path):
     "The loaders alone: CIFAR-sized images on the device, and JPEG folders decoded by worker processes."
     import torch
-    from ssod.data import BatchTransform, get_benchmark, image_folder, make_loader
+    from ssod.data import image_folder
+    from ssod.benchmarks import get_benchmark
+    from ssod.transforms import BatchTransform
+    from ssod.loaders import make_loader
     dev = torch.device(p["device"])
     loader = synthetic_loader(_LoaderOwner(p), max(1, p["loader_images"] // p["batches"][0]), p)
     next(iter(loader))

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 def run_one(c):
     from ssod.config import make_config
-    from ssod.data import BatchTransform
+    from ssod.transforms import BatchTransform
     from ssod.train import Trainer
     device = torch.device(c["device"])
     bench = "fmnist" if c["channels"] == 1 else "cifar10"

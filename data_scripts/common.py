@@ -1,5 +1,5 @@
-"""Shared plumbing for the data scripts: checksums, atomic writes, resumable downloads, safe extraction,
-and the offline package sources of this machine (Debian packages, npm packages)."""
+"""Shared plumbing for the data scripts: the publishers' checksums, recording prepared files in the manifest,
+resumable downloads, safe extraction, and the offline package sources of this machine (Debian packages, npm packages)."""
 from __future__ import annotations
 
 import bz2
@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ssod.runtime import atomic_path  # the library's one atomic-write helper
-from ssod.data import MANIFEST, manifest_key  # the reader's names: writer and reader agree by construction
+from ssod.files import atomic_path  # the library's one atomic-write helper
+# the library's manifest module: writer and reader name, hash and read the manifest with the same code
+from ssod.manifest import file_digest, manifest_key, manifest_path, read_manifest
 
 
 class DataScriptError(RuntimeError):
@@ -38,23 +39,9 @@ class OfflineError(DataScriptError):
     pass
 
 
-def _digest(path, algo: str, chunk=1 << 20) -> str:
-    "Hex digest of a file with hashlib's `algo`, read in 1 MiB blocks."
-    h = hashlib.new(algo)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def md5sum(path) -> str:
     "md5 of a file (what the data sets' publishers give)."
-    return _digest(path, "md5")
-
-
-def sha256sum(path) -> str:
-    "sha256 of a file (what the manifest records)."
-    return _digest(path, "sha256")
+    return file_digest(path, "md5")
 
 
 def keep_as_bad(path) -> Path:
@@ -118,31 +105,9 @@ def save_image_set(dest, images: np.ndarray | torch.Tensor, labels=None, *, root
 
 
 # ---------------------------------------------------------------- the manifest of prepared files
-# ROOT/manifest.json lists every prepared file with its sha256 and size, and every prepared image folder with its file
-# count and the sha256 of its sorted (relative path, size) listing (cheap: no image is read):
-#   {"files": {"ood28/mnist.pt": {"sha256": ..., "bytes": ..., "dataset": "mnist"}},
-#    "folders": {"imagenet_ood/sun": {"count": ..., "listing_sha256": ..., "dataset": "sun"}}}
-# `prepare` re-prepares what does not match; `ssod.data.load_image_file` checks files against it before loading.
-
-def manifest_path(root) -> Path:
-    "ROOT/manifest.json."
-    return Path(root) / MANIFEST
-
-
-def read_manifest(root) -> dict:
-    "The manifest of the data root (empty when there is none yet)."
-    path = manifest_path(root)
-    if not path.exists():
-        return {"files": {}, "folders": {}}
-    try:
-        m = json.loads(path.read_text())
-        if not isinstance(m, dict):
-            raise ValueError(f"a JSON {type(m).__name__}, not an object")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise DataScriptError(f"{path} is damaged ({e}); delete it and run again (every set is then checked and "
-                              "prepared again)") from e
-    return {"files": m.get("files", {}), "folders": m.get("folders", {})}
-
+# ROOT/manifest.json (its format: `ssod.manifest`) lists every prepared file with its sha256 and size, and every prepared
+# image folder with its file count and the sha256 of its sorted (relative path, size) listing. `prepare` re-prepares
+# what does not match; `ssod.data.load_image_file` checks files against it before loading.
 
 def folder_entry(folder) -> dict:
     "File count and sha256 of the sorted (relative path, size) listing of every file under `folder`."
@@ -160,7 +125,7 @@ def folder_entry(folder) -> dict:
 def record(root, paths, dataset: str, fixture: bool = False):
     """Add `paths` (files or folders under `root`, just prepared) to ROOT/manifest.json, atomically. `fixture`: they
     are synthetic stand-ins in the real set's layout (`data_scripts.fixtures`), and the entries say so."""
-    m = read_manifest(root)
+    m = read_manifest(root, DataScriptError)
     mark = {"fixture": True} if fixture else {}
     for p in map(Path, paths):
         key = manifest_key(p, root)
@@ -169,7 +134,7 @@ def record(root, paths, dataset: str, fixture: bool = False):
         if p.is_dir():
             m["folders"][key] = {**folder_entry(p), "dataset": dataset, **mark}
         else:
-            m["files"][key] = {"sha256": sha256sum(p), "bytes": p.stat().st_size, "dataset": dataset, **mark}
+            m["files"][key] = {"sha256": file_digest(p), "bytes": p.stat().st_size, "dataset": dataset, **mark}
     with atomic_path(manifest_path(root)) as tmp:
         tmp.write_text(json.dumps(m, indent=1, sort_keys=True) + "\n")
 
@@ -177,7 +142,7 @@ def record(root, paths, dataset: str, fixture: bool = False):
 def manifest_problem(root, path, manifest=None) -> str | None:
     "What is wrong with prepared `path` according to the manifest (None when it matches)."
     path = Path(path)
-    m = read_manifest(root) if manifest is None else manifest
+    m = read_manifest(root, DataScriptError) if manifest is None else manifest
     where = manifest_path(root)
     if path.is_dir():
         want = m["folders"].get(manifest_key(path, root))
@@ -195,7 +160,7 @@ def manifest_problem(root, path, manifest=None) -> str | None:
     size = path.stat().st_size
     if size != want["bytes"]:
         return f"{path} does not match {where}: {size} bytes, expected {want['bytes']}"
-    got = sha256sum(path)
+    got = file_digest(path)
     if got != want["sha256"]:
         return f"{path} does not match {where}: sha256 {got}, expected {want['sha256']}"
     return None
@@ -231,7 +196,7 @@ def prepare_built_set(root, name, path, build, log=print, needs="scikit-image an
 def record_verified(root, paths, dataset: str, log=print):
     """Record files that just passed their published md5 when the manifest lacks them or disagrees (e.g. prepared
     before the manifest existed): they are right, so they need no preparing again."""
-    m = read_manifest(root)
+    m = read_manifest(root, DataScriptError)
     if any(manifest_problem(root, p, m) for p in paths):
         record(root, paths, dataset)
         log(f"{dataset}: recorded {len(paths)} files in {manifest_path(root)}")
@@ -418,19 +383,3 @@ def npm_package_dir(spec: str, cache) -> Path:
         safe_extract(tgz[0], out)
     (out / ".complete").touch()
     return out
-
-
-def read_idx(path) -> np.ndarray:
-    "Read an IDX file (the MNIST format), gzipped or not."
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise DataScriptError(f"{path} is not an IDX file")
-    dtype = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}[data[2]]
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    arr = np.frombuffer(data, dtype=dtype, offset=4 + 4 * ndim)
-    if arr.size != int(np.prod(shape)):
-        raise DataScriptError(f"{path} is truncated: header says {shape}, found {arr.size} values")
-    return arr.reshape(shape)

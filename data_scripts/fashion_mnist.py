@@ -10,7 +10,9 @@ import gzip
 import shutil
 from pathlib import Path
 
-from .common import (DataScriptError, OfflineError, atomic_path, check_md5, debian_package_dir, md5sum, record,
+from ssod.files import atomic_path
+
+from .common import (DataScriptError, OfflineError, check_md5, debian_package_dir, md5sum, record,
                      record_verified)
 
 # md5 of the *uncompressed* IDX files (Debian's .gz files differ from the official ones; their contents do not)

@@ -20,7 +20,7 @@ What is written, and which real code then reads it:
 Sizes are scaled down, explicitly (`SIZES`), except where a split of the real data depends on them: the validation
 splits the project carves out of the training sets (5,000 images of CIFAR-10, 10,000 of ImageNet) need more training
 images than that, so CIFAR-10 gets 5 x 1,100 and ImageNet 1,000 classes x 11 (tiny 32x32 JPEGs). Every prepared file
-and folder is recorded in ROOT/manifest.json with `"fixture": true`; `ssod.data.fixture_sets` reads that mark, every
+and folder is recorded in ROOT/manifest.json with `"fixture": true`; `ssod.manifest.fixture_sets` reads that mark, every
 run record made from such data lists the sets under `data.fixtures`, and every table made from such records says so."""
 from __future__ import annotations
 
@@ -31,10 +31,12 @@ from pathlib import Path
 import numpy as np
 
 from ssod.data import CIFAR10_BATCHES, CIFAR10_CLASSES
+from ssod.files import atomic_path
+from ssod.manifest import manifest_sets, read_manifest
 
 from . import cifar10 as cifar10_script, dtd, imagenet, imagenet_ood, mos_groups, svhn
 from .archives import clear_folder, convert_folder32, imagenet_ood_dir, install_folder, raw_dir
-from .common import DataScriptError, atomic_path, read_manifest, record
+from .common import DataScriptError, record
 
 SEED = 20241127
 SIZES = {"cifar10_train_batch": 1_100, "cifar10_test": 500, "svhn_per_class": 10, "ood32": 100, "dtd_per_class": 2,
@@ -74,9 +76,7 @@ def _fresh(folder: Path) -> Path:
 
 def refuse_real_data(root):
     "Fixtures get a root of their own: stop when the manifest lists any real (unmarked) data set, or ROOT/imagenet is one."
-    m = read_manifest(root)
-    real = sorted({str(e.get("dataset")) for kind in ("files", "folders") for e in m[kind].values()
-                   if isinstance(e, dict) and not e.get("fixture")})
+    real = sorted({str(d) for d in manifest_sets(read_manifest(root, DataScriptError), fixture=False)})
     link = imagenet.link_path(root)
     if (link.is_symlink() or link.exists()) and Path(link.resolve()) != raw_dir(root, "ILSVRC2012").resolve():
         real.append(f"imagenet ({link})")

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ssod.files import atomic_path
+
 from .archives import downloads_dir, official_only
-from .common import DataScriptError, atomic_path, download, is_prepared, record
+from .common import DataScriptError, download, is_prepared, record
 
 URL = ("https://raw.githubusercontent.com/deeplearning-wisc/large_scale_ood/master/data_lists/"
        "imagenet2012_group_softmax_val_list.txt")

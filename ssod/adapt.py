@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset
 
 from .model import NetOutput
-from .data import shuffle_patches
+from .benchmarks import shuffle_patches
 from .methods import method_views
 from .config import OWN, TrainConfig
 from .inference import predict

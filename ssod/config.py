@@ -15,7 +15,7 @@ from .params import LossConfig, param, coerce
 from .model import ARCHS, is_torchvision_arch
 from .backbones import is_factory_arch, find_factory, factory_path
 from .methods import METHODS
-from .data import Benchmark, check_folder_paths, folder_benchmark, get_benchmark
+from .benchmarks import Benchmark, check_folder_paths, folder_benchmark, get_benchmark
 from .runtime import PRECISIONS
 
 # %% auto #0
@@ -158,7 +158,7 @@ class TrainConfig(LossConfig):
 
     @functools.cached_property
     def bench(self):
-        "The benchmark this run reads, resolved once (`folder`: built from the configured paths, notebook 04)."
+        "The benchmark this run reads, resolved once (`folder`: built from the configured paths, notebook 04g)."
         if self.benchmark == OWN:
             if not self.num_classes or not self.in_channels or not self.image_size:
                 raise ValueError("benchmark 'own' is data passed in Python: ssod.experiment.run(cfg, data=OwnData(...)) "

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from .framework import Detector, Outputs, id_factor, ood_factor, upcast
-from .data import ImageSet, BatchTransform
+from .data import ImageSet
+from .transforms import BatchTransform
 from .runtime import autocast, resolve_precision
 from .inference import eval_batches
 from .metrics import auroc

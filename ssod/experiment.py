@@ -22,7 +22,10 @@ import torch
 from .config import OWN, TrainConfig, make_config, PRESETS
 from .params import coerce
 from .runtime import resolve_device, resolve_precision, runtime_info
-from .data import DataNotFound, check_images, fixture_sets, get_benchmark, load_dataset
+from .files import DataNotFound
+from .manifest import fixture_sets
+from .data import load_dataset
+from .benchmarks import Benchmark, check_images, get_benchmark
 from .train import Trainer, model_from_checkpoint, resolve_checkpoint, check_init
 from .backbones import is_factory_arch, factory_parts
 from .model import pretrained_file
@@ -66,10 +69,10 @@ def _read_json(path) -> dict | None:
     except (OSError, ValueError):
         return None
 
-def check_data(cfg: TrainConfig, ood_sets=None, benchmark: str | None = None) -> int:
-    """Load every data set the run reads (ID splits, validation OOD, test OOD, covariate-shifted sets) of `benchmark`
-    (default: the run's); all missing ones in one error. Returns how many training images detectors fit on."""
-    bench, root = (get_benchmark(benchmark) if benchmark else cfg.bench), cfg.data_root or None
+def check_data(cfg: TrainConfig, ood_sets=None, bench: Benchmark | None = None) -> int:
+    """Load every data set the run reads (ID splits, validation OOD, test OOD, covariate-shifted sets) of `bench`
+    (default: the run's, `cfg.bench`); all missing ones in one error. Returns how many training images detectors fit on."""
+    bench, root = cfg.bench if bench is None else bench, cfg.data_root or None
     needed = [(bench.id_set, s) for s in ("train", "val", "test")] + [(o, "test") for o in (ood_sets or bench.ood_sets + bench.covariate)]
     if bench.val_ood != "shuffled_patches":  # else it is made from the ID validation split, checked above
         needed.append((bench.val_ood, "test"))
@@ -195,16 +198,16 @@ class RunLock:
         return False
 
 # %% ../nbs/09_experiment.ipynb #e59af758
-def run_record(cfg: TrainConfig, ev: dict, device, precision: str, data_root=None, data=None, **config_extra) -> dict:
+def run_record(cfg: TrainConfig, ev: dict, device, precision: str, data_root=None, data=None, bench: Benchmark | None = None,
+               **config_extra) -> dict:
     """The run record of an evaluation `ev` (see `evaluate_model`) of a model of `cfg` (one shape for training and
     re-evaluation). `config.benchmark` stays the benchmark the network was trained on; an evaluation on another one says
     so in `config.eval_benchmark`. `data.fixtures` lists the sets read that are synthetic stand-ins (tests); with your
     data sets (`data`, notebook 13) the record describes them instead."""
-    other = config_extra.get("eval_benchmark")
     if data is not None:
         described = {"fixtures": [], **data.describe()}
     else:
-        bench = get_benchmark(other) if other and other != cfg.benchmark else cfg.bench
+        bench = cfg.bench if bench is None else bench   # the benchmark evaluated, resolved by the caller
         described = {"fixtures": fixture_sets([bench.id_set, *ev["ood"]], data_root or cfg.data_root or None)}
     return {"config": {**cfg.to_dict(), **config_extra, "code_version": code_version()},
             "data": described,
@@ -216,12 +219,12 @@ def run_record(cfg: TrainConfig, ev: dict, device, precision: str, data_root=Non
             "timing": {"eval_s": ev["eval_s"], "feature_pass_s": ev["feature_pass_s"], "detector_s": ev["detector_s"]}}
 
 def evaluate(model, cfg: TrainConfig, detectors, detector_params, tune, device, precision, log=print, data=None,
-             **kw) -> dict:
-    "`evaluate_model` with the configuration's evaluation settings (limits, batch size, image size, data root)."
-    other = kw.pop("benchmark", None)
+             bench: Benchmark | None = None, **kw) -> dict:
+    """`evaluate_model` with the configuration's evaluation settings (limits, batch size, image size, data root), on
+    `bench` (default: the run's benchmark) or your data sets `data`."""
     if data is not None:
         model.input_std = data.std   # ODIN's and Mahalanobis's step eps is in pixel units of your inputs
-    bench = data if data is not None else get_benchmark(other) if other else cfg.bench
+    bench = data if data is not None else cfg.bench if bench is None else bench
     return evaluate_model(model, bench, detectors, detector_params, tune, device,
                           precision, batch_size=cfg.eval_batch_size or cfg.batch_size, channels_last=cfg.channels_last,
                           image_size=cfg.image_size, limit_eval=kw.pop("limit_eval", cfg.limit_eval),
@@ -287,19 +290,21 @@ def evaluate_checkpoint(checkpoint, out_dir, detectors=None, ood_sets=None, benc
         data.configure(cfg)   # your data must have the checkpoint's classes, channels and image size
     dets, params = check_detectors(cfg, detectors, detector_params)
     limit_eval = cfg.limit_eval if limit_eval is None else coerce("limit_eval", "int", limit_eval)
-    if benchmark is not None and get_benchmark(benchmark).num_classes != cfg.bench.num_classes:
-        raise ValueError(f"benchmark {benchmark!r} has {get_benchmark(benchmark).num_classes} classes; the checkpoint "
+    # the benchmark evaluated, resolved once and passed along (your data sets: none)
+    bench = None if data is not None else cfg.bench if benchmark is None else get_benchmark(benchmark)
+    if benchmark is not None and bench.num_classes != cfg.bench.num_classes:
+        raise ValueError(f"benchmark {benchmark!r} has {bench.num_classes} classes; the checkpoint "
                          f"was trained on {cfg.benchmark!r} with {cfg.bench.num_classes}")
     check_out_dir(out_dir, evaluation=True)
     on_data = replace(cfg, data_root=data_root or cfg.data_root)
-    n_fit = data.check(on_data, ood_sets) if data is not None else check_data(on_data, ood_sets, benchmark)
+    n_fit = data.check(on_data, ood_sets) if data is not None else check_data(on_data, ood_sets, bench)
     check_fit_and_tune(on_data, dets, params, n_fit, tune)
     prec = resolve_precision(precision or cfg.precision, dev)
     with RunLock(out_dir, log):
-        ev = evaluate(model, cfg, dets, params, tune, dev, prec, log, benchmark=benchmark, limit_eval=limit_eval,
+        ev = evaluate(model, cfg, dets, params, tune, dev, prec, log, bench=bench, limit_eval=limit_eval,
                       ood_sets=ood_sets, data_root=data_root, data=data,
                       cache_dir=Path(out_dir) / "features" if cache_features else None)
-        record = run_record(cfg, ev, dev, prec, data_root, data, checkpoint=str(path), eval_benchmark=benchmark or cfg.benchmark,
+        record = run_record(cfg, ev, dev, prec, data_root, data, bench, checkpoint=str(path), eval_benchmark=benchmark or cfg.benchmark,
                             detectors=dets, ood_sets=list(ev["ood"]), tune=tune, detector_params=params,
                             limit_eval=limit_eval)
         log(f"wrote {write_record(record, out_dir)}")

@@ -13,8 +13,11 @@ from pathlib import Path
 import torch
 
 from .framework import Outputs
-from .data import FolderSet, ImageSet, BatchTransform, make_loader
-from .runtime import autocast, resolve_precision, save_atomic
+from .data import FolderSet, ImageSet
+from .transforms import BatchTransform
+from .loaders import make_loader
+from .files import save_atomic
+from .runtime import autocast, resolve_precision
 from .sampler import sampler_vs_mask, target_confidence
 
 # %% auto #0

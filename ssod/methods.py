@@ -190,21 +190,22 @@ MOS_GROUPS = {
 }
 MOS_GROUPS["fmnist_scenes"] = MOS_GROUPS["fmnist"]   # the same ten garment classes, pasted onto photographs
 
-def mos_groups(benchmark: str, root=None) -> list:
-    "The class groups of a benchmark (ImageNet: the MOS paper's 8 WordNet groups, prepared by data_scripts)."
-    if benchmark in MOS_GROUPS:
-        return MOS_GROUPS[benchmark]
-    if benchmark == "imagenet":
+def mos_groups(bench, root=None) -> list:
+    "The class groups of a `Benchmark`'s classes (ImageNet: the MOS paper's 8 WordNet groups, prepared by data_scripts)."
+    if bench.name in MOS_GROUPS:
+        return MOS_GROUPS[bench.name]
+    if bench.name == "imagenet":
         import json
-        from ssod.data import data_root, load_dataset
+        from ssod.files import data_root
+        from ssod.data import load_dataset
         path = data_root(root) / "mos_groups.json"
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: run `python -m data_scripts.prepare mos_groups` first")
         wnid_groups = json.loads(path.read_text())["groups"]
-        classes = load_dataset("imagenet", "test", root).classes
+        classes = load_dataset(bench.id_set, "test", root).classes
         index = {w: i for i, w in enumerate(classes)}
         return [[index[w] for w in g] for g in wnid_groups]
-    raise ValueError(f"no MOS grouping for benchmark {benchmark!r}")
+    raise ValueError(f"no MOS grouping for benchmark {bench.name!r}")
 
 class MOSHead(nn.Module):
     "Group-wise softmax with an 'others' class per group. forward: in-group class log-probabilities (B x M)."

@@ -15,10 +15,12 @@ import pandas as pd
 import torch
 
 import ssod
-from .data import Benchmark, get_benchmark, load_dataset, load_val_ood, ImageSet
+from .data import load_dataset, ImageSet
+from .benchmarks import Benchmark, get_benchmark, load_val_ood
 from .detectors import make_detector, detector_class, detector_names, tune
 from .metrics import ood_metrics, METRICS, METRICS_REQUIRED
-from .runtime import resolve_precision, write_json_atomic
+from .files import write_json_atomic
+from .runtime import resolve_precision
 from .inference import FeatureCache, accuracy, eval_transform, limit
 
 # %% auto #0

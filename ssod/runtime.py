@@ -5,12 +5,9 @@
 # %% ../nbs/04b_runtime.ipynb #8ffb5d57
 from __future__ import annotations
 import contextlib
-import errno
 import json
 import os
 import platform
-import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -18,52 +15,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .files import write_json_atomic
+
 # %% auto #0
-__all__ = ['BF16_SPEEDUP_NEEDED', 'PRECISIONS', 'atomic_path', 'DiskFull', 'atomic_write', 'write_json_atomic', 'save_atomic',
-           'resolve_device', 'cpu_name', 'device_name', 'time_cpu_step', 'probe_cpu_bf16', 'machine_key', 'cache_dir',
-           'cpu_bf16', 'resolve_precision', 'autocast', 'available_cores', 'default_threads', 'set_threads',
-           'runtime_info']
-
-# %% ../nbs/04b_runtime.ipynb #6d62fcb4
-@contextlib.contextmanager
-def atomic_path(dest):
-    "Yield a temporary path next to `dest`; rename it onto `dest` (readable by all) only if the block succeeds."
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-class DiskFull(OSError):
-    "A file could not be written for want of space; the message names the file and the free space."
-
-def atomic_write(path, write) -> Path:
-    """Call `write(tmp_path)`, then rename the temporary file onto `path` (same folder, so the rename is atomic). A write
-    that fails for want of space (ENOSPC, or torch.save's "file write failed") raises `DiskFull`, saying so."""
-    with atomic_path(path) as tmp:
-        try:
-            write(tmp)
-        except (OSError, RuntimeError) as e:
-            if getattr(e, "errno", None) != errno.ENOSPC and "write failed" not in str(e):
-                raise
-            free = shutil.disk_usage(Path(path).parent).free
-            raise DiskFull(errno.ENOSPC, f"no space left to write {path}: {free / 2**20:.1f} MiB free on that disk; "
-                                         "free some space (old runs/, runs/store/) or write elsewhere") from e
-    return Path(path)
-
-def write_json_atomic(obj, path) -> Path:
-    "JSON to `path`, atomically."
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=1)))
-
-def save_atomic(obj, path) -> Path:
-    "`torch.save` to `path`, atomically (checkpoints, cached features)."
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+__all__ = ['BF16_SPEEDUP_NEEDED', 'PRECISIONS', 'resolve_device', 'cpu_name', 'device_name', 'time_cpu_step', 'probe_cpu_bf16',
+           'machine_key', 'cache_dir', 'cpu_bf16', 'resolve_precision', 'autocast', 'available_cores',
+           'default_threads', 'set_threads', 'runtime_info']
 
 # %% ../nbs/04b_runtime.ipynb #3cdb3f10
 def resolve_device(device: str = "auto", local_rank: int | None = None) -> torch.device:

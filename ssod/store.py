@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .runtime import resolve_device, resolve_precision
-from .data import BENCHMARKS, checkout_dir, get_benchmark
+from .files import checkout_dir
 from .config import RESUME_KEYS_IGNORED, TrainConfig, make_config
 from .metrics import METRICS
 from .results import read_record, write_record, average_over_sets, group_averages
@@ -73,7 +73,7 @@ class ResultsStore:
                 raise ValueError(f"the archived record of {folder.name} lacks {missing} and its checkpoint is not in "
                                  f"{self.root}: train it again (remove it from {self.archive}) or ask for fewer detectors")
             self.log(f"store: evaluating {missing} on {folder.name}")
-            return self._add_detectors(folder, rec, missing, tune, params)
+            return self._add_detectors(folder, rec, missing, tune, params, cfg.bench)
         self.log(f"store: training {folder.name}")
         from ssod.experiment import run
         return run(replace(cfg, out_dir=str(folder)), detectors, tune, params or None, progress=self.progress,
@@ -101,7 +101,7 @@ class ResultsStore:
         rec = self.ensure(cfg, detectors, **kw)
         return model_from_checkpoint(resolve_checkpoint(self.folder(cfg)), device)[0], rec
 
-    def _add_detectors(self, folder, rec, missing, tune, params):
+    def _add_detectors(self, folder, rec, missing, tune, params, bench):
         from ssod.experiment import evaluate_checkpoint
         tmp = folder / "_eval"
         ev = evaluate_checkpoint(folder, tmp, detectors=missing, tune=tune, detector_params=params or None,
@@ -110,8 +110,7 @@ class ResultsStore:
             for ood, per_det in ev.get(key, {}).items():
                 rec.setdefault(key, {}).setdefault(ood, {}).update(per_det)
         rec["ood_avg"] = average_over_sets(rec["ood"])
-        b = rec["config"]["benchmark"]
-        rec["ood_groups"] = group_averages(rec["ood"], get_benchmark(b).groups if b in BENCHMARKS else {})
+        rec["ood_groups"] = group_averages(rec["ood"], bench.groups)   # the run's benchmark, resolved by its config
         rec["tuned"].update(ev["tuned"])
         rec.setdefault("tuning_auroc", {}).update(ev.get("tuning_auroc", {}))
         rec["config"]["detectors"] = list(dict.fromkeys(rec["config"].get("detectors", []) + list(missing)))

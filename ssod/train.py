@@ -16,11 +16,16 @@ from tqdm import tqdm
 
 import ssod
 from .config import TrainConfig, RESUME_KEYS_IGNORED
-from .runtime import resolve_device, resolve_precision, autocast, set_threads, save_atomic
+from .files import save_atomic
+from .runtime import resolve_device, resolve_precision, autocast, set_threads
 from .distributed import init_distributed, convert_sync_bn, reduce_over_processes, mean_over_processes
 from .losses import SSODLoss
 from .methods import method_views, build_method_model, make_objective, mos_groups
-from .data import BENCHMARKS, BatchTransform, checkout_dir, get_benchmark, load_dataset, make_loader
+from .files import checkout_dir
+from .data import load_dataset
+from .benchmarks import BENCHMARKS, get_benchmark
+from .transforms import BatchTransform
+from .loaders import make_loader
 from .inference import eval_transform, predict, limit, accuracy, sampler_diagnostic
 
 # %% auto #0
@@ -79,7 +84,7 @@ def model_from_checkpoint(path, device="cpu"):
     known = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in ckpt["config"].items() if k in known})
     bench = cfg.bench
-    groups = mos_groups(cfg.benchmark, cfg.data_root or None) if cfg.method == "mos" else None
+    groups = mos_groups(bench, cfg.data_root or None) if cfg.method == "mos" else None
     model = build_method_model(cfg.method, cfg.arch, bench.num_classes, bench.in_channels, False, cfg.ood_head,
                                groups=groups, proj_dim=cfg.proj_dim, arch_args=cfg.arch_kwargs)
     try:
@@ -142,7 +147,7 @@ class Trainer:
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.bench = cfg.bench
         self.criterion = SSODLoss(**cfg.loss_config())
-        self.groups = mos_groups(cfg.benchmark, cfg.data_root or None) if cfg.method == "mos" else None
+        self.groups = mos_groups(self.bench, cfg.data_root or None) if cfg.method == "mos" else None
         self.objective = make_objective(cfg.method, self.criterion, cfg.supcon_weight, cfg.temperature, self.groups)
         self.eval_batch_size = cfg.eval_batch_size or cfg.batch_size
         self.history, self.best, self.epoch = [], None, 0

@@ -19,7 +19,7 @@ def repo_root():
 
 @pytest.fixture(scope="session")
 def data_root():
-    from ssod.data import data_root as find
+    from ssod.files import data_root as find
     root = find()
     if not (root / "FashionMNIST" / "raw").exists():
         pytest.fail(f"offline data missing under {root}: run `make data` (python -m data_scripts.prepare fmnist)")

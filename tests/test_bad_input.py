@@ -5,7 +5,8 @@ import sys
 import pytest
 import torch
 
-from ssod.data import DataNotFound, load_dataset
+from ssod.files import DataNotFound
+from ssod.data import load_dataset
 from ssod.config import make_config
 from ssod.train import CheckpointError, Trainer, load_checkpoint
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ssod.config import RUN_PARAMETERS, TrainConfig, make_config, parameters_cell
-from ssod.data import DataNotFound
+from ssod.files import DataNotFound
 from ssod.detectors import DETECTORS, register_detector
 from ssod.experiment import check_run, main, run
 from ssod.framework import Detector

@@ -555,7 +555,8 @@ def test_cifar10_success_ready_and_our_loader_reads_it(src, root, monkeypatch):
 
 
 def test_cifar10_loader_messages(src, root, monkeypatch):
-    from ssod.data import DataNotFound, load_dataset
+    from ssod.files import DataNotFound
+    from ssod.data import load_dataset
     with pytest.raises(DataNotFound, match=r"'cifar10' not found at .*cifar-10-batches-py. Prepare it first: "
                                            r"`python -m data_scripts.prepare cifar10 --root"):
         load_dataset("cifar10", "test", root)
@@ -1053,19 +1054,20 @@ def test_loading_without_manifest_warns(root, tiny_offline_sets, tmp_path):
 
 
 def test_load_hashes_once(root, tiny_offline_sets, monkeypatch):
-    import ssod.data as data
+    import ssod.manifest as manifest
+    from ssod.data import load_dataset
     run("textures", root)
     calls = []
-    real = data._sha256
-    monkeypatch.setattr(data, "_sha256", lambda p: calls.append(p) or real(p))
-    monkeypatch.setattr(data, "_hashed", {})
+    real = manifest.file_digest
+    monkeypatch.setattr(manifest, "file_digest", lambda p: calls.append(p) or real(p))
+    monkeypatch.setattr(manifest, "_hashed", {})
     for _ in range(3):
-        data.load_dataset("textures", root=root)
+        load_dataset("textures", root=root)
     assert len(calls) == 1                                           # later loads: a stat, no hash
-    monkeypatch.setattr(data, "_hashed", {})                         # a new process: the cache file next to it
-    data.load_dataset("textures", root=root)
+    monkeypatch.setattr(manifest, "_hashed", {})                     # a new process: the cache file next to it
+    load_dataset("textures", root=root)
     assert len(calls) == 1 and "ood28/textures.pt" in json.loads((root / ".manifest_cache.json").read_text())
     pt = root / "ood28" / "textures.pt"
     os.utime(pt, ns=(pt.stat().st_atime_ns, pt.stat().st_mtime_ns + 10**9))   # touched: hashed again
-    data.load_dataset("textures", root=root)
+    load_dataset("textures", root=root)
     assert len(calls) == 2

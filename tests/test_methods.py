@@ -3,7 +3,8 @@ ranks Fashion-MNIST test images above uniform noise."""
 import pytest
 import torch
 
-from ssod.data import ImageSet, get_benchmark, load_dataset
+from ssod.data import ImageSet, load_dataset
+from ssod.benchmarks import get_benchmark
 from ssod.detectors import make_detector
 from ssod.metrics import auroc
 from ssod.config import make_config

@@ -127,13 +127,13 @@ def test_overflowing_values_name_their_option(field, value, message):
 
 
 def test_disk_full_says_so(tmp_path, monkeypatch):
-    from ssod import runtime
+    from ssod import files
     def full(*a, **k):
         raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
                            "data/0: file write failed")
     monkeypatch.setattr(torch, "save", full)
-    with pytest.raises(runtime.DiskFull, match=r"no space left to write .*last.pt: [0-9.]+ MiB free"):
-        runtime.save_atomic({"x": 1}, tmp_path / "last.pt")
+    with pytest.raises(files.DiskFull, match=r"no space left to write .*last.pt: [0-9.]+ MiB free"):
+        files.save_atomic({"x": 1}, tmp_path / "last.pt")
     assert list(tmp_path.iterdir()) == []                                          # nothing written half
 
 

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from conftest import md_tables
-from ssod.data import CIFAR_OOD, IMAGENET_OOD
+from ssod.benchmarks import CIFAR_OOD, IMAGENET_OOD
 from ssod.paper import TABLE2, TABLE2_AVERAGE, fmt
 from ssod.results import read_record
 from ssod.train import load_checkpoint

@@ -94,7 +94,8 @@ def test_every_compared_number_uses_one_precision(tmp_path, data_root, precision
     assert rec["runtime"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
     model, c = model_from_checkpoint(out / "checkpoints" / "best.pt")
-    from ssod.data import get_benchmark, load_dataset
+    from ssod.data import load_dataset
+    from ssod.benchmarks import get_benchmark
     from ssod.inference import eval_transform, limit
     bench = get_benchmark(c.benchmark)
     val = limit(load_dataset(bench.id_set, "val"), c.limit_eval)

@@ -75,7 +75,8 @@ def test_prepared_val_set_rebuilds_from_its_placement(data_root):
 
 
 def test_normalisation_constants_are_the_training_set_s(data_root):
-    from ssod.data import get_benchmark, load_dataset
+    from ssod.data import load_dataset
+    from ssod.benchmarks import get_benchmark
     x = load_dataset("fmnist_scenes", "train", data_root).images.double() / 255
     bench = get_benchmark("fmnist_scenes")
     assert (round(x.mean().item(), 4), round(x.std().item(), 4)) == (bench.mean[0], bench.std[0])

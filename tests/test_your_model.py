@@ -22,7 +22,8 @@ def tiny_resnet():
 @pytest.fixture(scope="module")
 def loaders(data_root):
     "Plain DataLoaders of normalised Fashion-MNIST tensors: train (x, y), ID and OOD validation, ID and OOD test."
-    from ssod.data import get_benchmark, load_dataset, load_val_ood
+    from ssod.data import load_dataset
+    from ssod.benchmarks import get_benchmark, load_val_ood
     from ssod.inference import eval_transform
     bench = get_benchmark("fmnist")
     tf = eval_transform(bench)
@@ -51,7 +52,8 @@ def test_every_posthoc_detector_from_plain_loaders(tiny_resnet, loaders):
 
 def test_the_new_path_gives_the_built_in_numbers(data_root):
     "An SSODNet scored through ssod's own data path and through a plain DataLoader of the same inputs: the same."
-    from ssod.data import get_benchmark, load_dataset
+    from ssod.data import load_dataset
+    from ssod.benchmarks import get_benchmark
     from ssod.inference import eval_transform, predict
     from ssod.model import build_model
     torch.manual_seed(1)
@@ -140,7 +142,7 @@ def test_your_folders_train_and_evaluate_from_the_command_line(tmp_path, repo_ro
                        timeout=300)
     assert r.returncode == 2 and f"{bad} is not a readable image" in r.stderr, r.stderr[-2000:]
     import pytest
-    from ssod.data import folder_benchmark
+    from ssod.benchmarks import folder_benchmark
     with pytest.raises(Exception, match="nowhere.*not found|not found.*nowhere"):   # the same check the CLI runs
         folder_benchmark(str(tmp_path / "nowhere"), str(root / "test"), str(root / "ood" / "noise"))
 
@@ -163,7 +165,8 @@ def no_pool_cnn(num_classes: int = 10):
 def own_data(data_root):
     "Fashion-MNIST as plain TensorDatasets of normalised tensors (256 train, 64 val and test), MNIST as the OOD set."
     from ssod.adapt import OwnData
-    from ssod.data import get_benchmark, load_dataset
+    from ssod.data import load_dataset
+    from ssod.benchmarks import get_benchmark
     from ssod.inference import eval_transform
     bench = get_benchmark("fmnist")
     tf = eval_transform(bench)
@@ -265,7 +268,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from ssod.adapt import OwnData
 from ssod.config import make_config
-from ssod.data import get_benchmark, load_dataset
+from ssod.data import load_dataset
+from ssod.benchmarks import get_benchmark
 from ssod.experiment import run
 from ssod.inference import eval_transform
 
