@@ -4,13 +4,15 @@
 
 # %% ../nbs/07_detectors.ipynb #a28c98d2
 from __future__ import annotations
+import inspect
 import itertools
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .framework import Detector, Outputs, id_factor, ood_factor, upcast
+from . import framework
+from .framework import Outputs, id_factor, ood_factor, upcast
 from .data import ImageSet, BatchTransform
 from .runtime import autocast, resolve_precision
 from .inference import eval_batches
@@ -18,15 +20,76 @@ from .metrics import auroc
 from .methods import rotate
 
 # %% auto #0
-__all__ = ['DETECTORS', 'register_detector', 'MSP', 'energy_score', 'Energy', 'input_std', 'perturbed_outputs', 'InputDetector',
-           'ODIN', 'Mahalanobis', 'kth_neighbour_distance', 'KNN', 'ReAct', 'SSOD', 'SSODPosterior', 'SSODBlocks',
-           'GODIN', 'MOS', 'CSI', 'detector_class', 'make_detector', 'detector_names', 'tune']
+__all__ = ['DETECTORS', 'Detector', 'register_detector', 'MSP', 'energy_score', 'Energy', 'input_std', 'perturbed_outputs',
+           'InputDetector', 'ODIN', 'Mahalanobis', 'kth_neighbour_distance', 'KNN', 'ReAct', 'SSOD', 'SSODPosterior',
+           'SSODBlocks', 'GODIN', 'MOS', 'CSI', 'detector_class', 'make_detector', 'detector_names', 'tune']
+
+# %% ../nbs/07_detectors.ipynb #1893eca0
+class Detector(framework.Detector):
+    "Notebook 00's detector with what tuning, checks and tables read: hyperparameters, grids, needs, group and order."
+    needs_fit: bool = False      # reads ID training outputs in `fit`
+    needs_inputs: bool = False   # needs the model and the images (input gradients), not only cached outputs
+    needs_method: str | None = None  # a network trained with this method (its head holds the score)
+    needs_ood_head: bool = False # a network whose OOD head was trained (alpha > 0)
+    hyperparameters: tuple = ()  # names of attributes tuned on validation data
+    valid: dict = {}             # parameter -> (test, what it must be): checked before any work
+    grid: dict = {}              # validation grid of those hyperparameters ({} = fixed defaults)
+    grid_source: str = ""        # where the grid comes from, and why
+    shared_hyperparameter: str | None = None  # one computation scores every value of it (`score_grid`)
+    tunes_on_ood: bool = True    # tuning maximises AUROC against validation OOD data; False: `id_selection_score` alone
+    group: str = "posthoc"       # posthoc | ssod | method: which networks default to it
+    order: int = 100             # row order in tables
+
+    @classmethod
+    def build(cls, model=None, **params) -> "Detector":
+        "An instance for `model` (detectors that read a head take it from the model) with `params`."
+        cls.check_params(params)
+        return cls(**params)
+
+    @classmethod
+    def check_params(cls, params: dict) -> dict:
+        "Fail, naming the detector, on hyperparameters it does not have or values that are not numbers."
+        known = [n for n, p in inspect.signature(cls.__init__).parameters.items()  # what its constructor takes
+                 if n not in ("self", "head") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = set(params) - set(known)
+        if unknown:
+            raise ValueError(f"detector {cls.name!r} has no parameter(s) {sorted(unknown)}; its parameters: "
+                             f"{known or 'none'}")
+        bad = {k: v for k, v in params.items() if isinstance(v, bool) or not isinstance(v, (int, float))}
+        if bad:
+            raise ValueError(f"detector {cls.name!r}: parameter values must be numbers, got {bad}")
+        for k, v in params.items():
+            if k in cls.valid and not cls.valid[k][0](v):
+                raise ValueError(f"detector {cls.name!r}: {k} must be {cls.valid[k][1]}, got {v!r}")
+        return params
+
+    @classmethod
+    def check_fit_size(cls, n_fit: int, values: dict) -> None:
+        "Fail before any work when hyperparameter `values` ({name: candidates}) cannot work with `n_fit` training images."
+
+    def score_grid(self, key: str, values, outputs: Outputs, **inputs) -> dict:
+        "{value: scores of `outputs`} for every value of hyperparameter `key` (here: one scoring per value)."
+        out = {}
+        for v in values:
+            setattr(self, key, v)
+            out[v] = self.score(outputs)
+        return out
+
+    def params(self) -> dict:
+        "The hyperparameter values in use, for the run record."
+        return {k: getattr(self, k) for k in self.hyperparameters}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
 
 # %% ../nbs/07_detectors.ipynb #9c35797e
 DETECTORS: dict = {}   # name -> Detector class, filled by @register_detector
 
 def register_detector(cls):
-    "Class decorator: make `cls` available under `cls.name`."
+    "Class decorator: make `cls` (a `Detector` of this notebook) available under `cls.name`."
+    if not (isinstance(cls, type) and issubclass(cls, Detector)):
+        raise TypeError(f"{cls!r} is not an ssod.detectors.Detector: evaluation reads its grid, needs, group and order")
     if not cls.name or cls.name in DETECTORS and DETECTORS[cls.name] is not cls:
         raise ValueError(f"detector name {cls.name!r} is empty or already registered")
     DETECTORS[cls.name] = cls
