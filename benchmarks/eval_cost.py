@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ssod.data import get_benchmark, load_dataset, load_val_ood  # noqa: E402
-from ssod.detectors import DETECTORS  # noqa: E402
+from ssod.tuning import detector_class, detector_names  # noqa: E402
 from ssod.model import build_model  # noqa: E402
 from ssod.results import evaluate_model  # noqa: E402
 from ssod.runtime import device_name, resolve_device  # noqa: E402
@@ -26,7 +26,7 @@ from ssod.train import model_from_checkpoint  # noqa: E402
 from ssod.inference import eval_transform, predict  # noqa: E402
 
 NO_GRAD = ["msp", "odin", "energy", "mahalanobis", "knn", "react", "ssod", "ssod_posterior"]
-GRIDS = {name: cls.grid for name, cls in DETECTORS.items() if cls.grid}
+GRIDS = {name: detector_class(name).grid for name in detector_names() if detector_class(name).grid}
 NO_GRAD_GRIDS = {**GRIDS, "odin": {"T": GRIDS["odin"]["T"], "eps": [0.0]}, "mahalanobis": {"eps": [0.0]}}
 
 

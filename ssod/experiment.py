@@ -26,7 +26,7 @@ from .train import Trainer, model_from_checkpoint, resolve_checkpoint, check_ini
 from .backbones import is_factory_arch, factory_parts
 from .model import pretrained_file
 from .distributed import rank_zero_alone
-from .detectors import detector_class, detector_names
+from .tuning import detector_class, detector_names
 from .methods import METHODS
 from .results import evaluate_model, write_record, code_version, record_table
 from .metrics import METRIC_DEFINITIONS

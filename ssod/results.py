@@ -16,7 +16,7 @@ import torch
 
 import ssod
 from .data import Benchmark, get_benchmark, load_dataset, load_val_ood, ImageSet
-from .detectors import make_detector, detector_class, detector_names, tune
+from .tuning import make_detector, detector_class, detector_names, tune
 from .metrics import ood_metrics, METRICS, METRICS_REQUIRED
 from .runtime import resolve_precision, write_json_atomic
 from .inference import FeatureCache, accuracy, eval_transform, limit

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ssod.data import ImageSet, get_benchmark, load_dataset
-from ssod.detectors import make_detector
+from ssod.tuning import make_detector
 from ssod.metrics import auroc
 from ssod.config import make_config
 from ssod.train import Trainer

@@ -112,7 +112,8 @@ def test_heads_and_scores_are_fp32_under_bf16_autocast():
     """Training or evaluating in bf16 runs the backbone under autocast, but the heads and every score in fp32 on the
     feature map cast to fp32: scores from bf16 logits would tie."""
     from ssod.model import build_model
-    from ssod.detectors import MSP, SSOD
+    from ssod.detectors import MSP
+    from ssod.head_scores import SSOD
     torch.manual_seed(0)
     net = build_model("small_resnet", 10, 1, ood_head="linear").eval()
     with torch.no_grad():   # a confident network: logits near 4-6, where bf16 steps by 1/32

@@ -7,7 +7,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ssod.adapt import Classifier, fit_detector, score, tune_detector
-from ssod.detectors import detector_names, make_detector
+from ssod.tuning import detector_names, make_detector
 
 
 @pytest.fixture(scope="module")
