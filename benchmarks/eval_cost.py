@@ -22,7 +22,7 @@ from ssod.tuning import detector_class, detector_names  # noqa: E402
 from ssod.model import build_model  # noqa: E402
 from ssod.results import evaluate_model  # noqa: E402
 from ssod.runtime import device_name, resolve_device  # noqa: E402
-from ssod.train import model_from_checkpoint  # noqa: E402
+from ssod.checkpoints import model_from_checkpoint, resolve_checkpoint  # noqa: E402
 from ssod.inference import eval_transform, predict  # noqa: E402
 
 NO_GRAD = ["msp", "odin", "energy", "mahalanobis", "knn", "react", "ssod", "ssod_posterior"]
@@ -44,7 +44,6 @@ def main():
 
     bench, device = get_benchmark(a.benchmark), resolve_device(a.device)
     if a.checkpoint:
-        from ssod.experiment import resolve_checkpoint
         model, _ = model_from_checkpoint(resolve_checkpoint(a.checkpoint), device)
     else:
         torch.manual_seed(0)

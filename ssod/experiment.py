@@ -22,7 +22,8 @@ import torch
 from .config import OWN, TrainConfig, make_config, coerce, PRESETS
 from .runtime import resolve_device, resolve_precision, runtime_info
 from .data import DataNotFound, check_images, fixture_sets, get_benchmark, load_dataset
-from .train import Trainer, model_from_checkpoint, resolve_checkpoint, check_init
+from .train import Trainer
+from .checkpoints import model_from_checkpoint, resolve_checkpoint, check_init
 from .backbones import is_factory_arch, factory_parts
 from .model import pretrained_file
 from .distributed import rank_zero_alone

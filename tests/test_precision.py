@@ -11,7 +11,7 @@ from ssod.experiment import evaluate_checkpoint, run
 from ssod.runtime import resolve_precision
 from ssod.store import run_key
 from ssod.config import make_config
-from ssod.train import model_from_checkpoint
+from ssod.checkpoints import model_from_checkpoint
 from ssod.inference import accuracy, predict
 
 TINY = dict(benchmark="fmnist", epochs=1, batch_size=64, limit_train=256, limit_eval=128)
