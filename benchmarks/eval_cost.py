@@ -19,15 +19,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ssod.data import load_dataset  # noqa: E402
 from ssod.benchmarks import get_benchmark, load_val_ood  # noqa: E402
-from ssod.detectors import DETECTORS  # noqa: E402
+from ssod.tuning import detector_class, detector_names  # noqa: E402
 from ssod.model import build_model  # noqa: E402
 from ssod.results import evaluate_model  # noqa: E402
 from ssod.runtime import device_name, resolve_device  # noqa: E402
-from ssod.train import model_from_checkpoint  # noqa: E402
+from ssod.checkpoints import model_from_checkpoint, resolve_checkpoint  # noqa: E402
 from ssod.inference import eval_transform, predict  # noqa: E402
 
 NO_GRAD = ["msp", "odin", "energy", "mahalanobis", "knn", "react", "ssod", "ssod_posterior"]
-GRIDS = {name: cls.grid for name, cls in DETECTORS.items() if cls.grid}
+GRIDS = {name: detector_class(name).grid for name in detector_names() if detector_class(name).grid}
 NO_GRAD_GRIDS = {**GRIDS, "odin": {"T": GRIDS["odin"]["T"], "eps": [0.0]}, "mahalanobis": {"eps": [0.0]}}
 
 
@@ -45,7 +45,6 @@ def main():
 
     bench, device = get_benchmark(a.benchmark), resolve_device(a.device)
     if a.checkpoint:
-        from ssod.experiment import resolve_checkpoint
         model, _ = model_from_checkpoint(resolve_checkpoint(a.checkpoint), device)
     else:
         torch.manual_seed(0)

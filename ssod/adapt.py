@@ -14,7 +14,8 @@ from .benchmarks import shuffle_patches
 from .methods import method_views
 from .config import OWN, TrainConfig
 from .inference import predict
-from .detectors import Detector, detector_class, make_detector, tune
+from .detectors import Detector
+from .tuning import detector_class, make_detector, tune
 
 # %% auto #0
 __all__ = ['VAL_OOD_MAX', 'Classifier', 'fit_detector', 'score', 'tune_detector', 'OutlierScores', 'OwnData']

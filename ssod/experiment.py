@@ -6,14 +6,10 @@
 from __future__ import annotations
 import argparse
 import contextlib
-import inspect
-import json
 import os
 import platform
 import sys
-import tempfile
 import time
-import warnings
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -24,141 +20,19 @@ from .params import coerce
 from .runtime import resolve_device, resolve_precision, runtime_info
 from .files import DataNotFound
 from .manifest import fixture_sets
-from .data import load_dataset
-from .benchmarks import Benchmark, check_images, get_benchmark
-from .train import Trainer, model_from_checkpoint, resolve_checkpoint, check_init
-from .backbones import is_factory_arch, factory_parts
-from .model import pretrained_file
+from .benchmarks import Benchmark, get_benchmark
+from .train import Trainer
+from .checkpoints import model_from_checkpoint, resolve_checkpoint
 from .distributed import rank_zero_alone
-from .detectors import detector_class, detector_names
-from .methods import METHODS
+from .tuning import detector_names
+from .checks import (check_data, check_detectors, check_fit_and_tune, check_out_dir, check_run, default_detectors,
+                         parse_detector_params)
 from .results import evaluate_model, write_record, code_version, record_table
 from .metrics import METRIC_DEFINITIONS
 
 # %% auto #0
-__all__ = ['MIN_TUNE', 'default_detectors', 'check_out_dir', 'check_data', 'candidate_values', 'parse_detector_params',
-           'check_detectors', 'check_fit_and_tune', 'check_run', 'RunFolderBusy', 'RunLock', 'run_record', 'evaluate',
-           'run', 'evaluate_checkpoint', 'evaluate_parameters', 'build_parser', 'main']
-
-# %% ../nbs/09_experiment.ipynb #8f330a37
-def default_detectors(cfg: TrainConfig) -> list:
-    "Post-hoc baselines always; SSOD's scores when the OOD head was trained; a method's own score."
-    dets = detector_names("posthoc") + (detector_names("ssod") if cfg.alpha > 0 else [])
-    own = METHODS[cfg.method].score  # the score the method declared (notebook 03a)
-    return dets + ([own] if own not in dets and detector_class(own).group == "method" else [])
-
-def check_out_dir(path, evaluation: bool = False) -> Path:
-    """`path` as a folder this process can write into (created if needed), or a ValueError saying why not.
-    `evaluation`: also refuse a folder that holds a training run, whose record an evaluation would replace."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"out_dir {path} exists and is not a folder")
-    if evaluation and ((path / "checkpoints").is_dir() or "train" in (_read_json(path / "record.json") or {})):
-        raise ValueError(f"out_dir {path} holds a training run: an evaluation there would replace its record. Write "
-                         f"the evaluation beside it instead, e.g. out_dir {path / 'eval' / 'NAME'}")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-").close()
-    except OSError as e:
-        raise ValueError(f"out_dir {path} cannot be created or written ({e.strerror or e})") from e
-    return path
-
-def _read_json(path) -> dict | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-
-def check_data(cfg: TrainConfig, ood_sets=None, bench: Benchmark | None = None) -> int:
-    """Load every data set the run reads (ID splits, validation OOD, test OOD, covariate-shifted sets) of `bench`
-    (default: the run's, `cfg.bench`); all missing ones in one error. Returns how many training images detectors fit on."""
-    bench, root = cfg.bench if bench is None else bench, cfg.data_root or None
-    needed = [(bench.id_set, s) for s in ("train", "val", "test")] + [(o, "test") for o in (ood_sets or bench.ood_sets + bench.covariate)]
-    if bench.val_ood != "shuffled_patches":  # else it is made from the ID validation split, checked above
-        needed.append((bench.val_ood, "test"))
-    missing, n_train = [], 0
-    for name, split in needed:
-        try:
-            ds = load_dataset(name, split, root)
-            n_train = len(ds) if split == "train" else n_train
-            if bench.name == "folder":   # your own folders: every image opened now, not at its batch
-                check_images(ds)
-        except DataNotFound as e:
-            missing.append(str(e))
-    if missing:
-        raise DataNotFound(f"{len(missing)} data set(s) this run reads are missing:\n" + "\n".join(missing))
-    return min(n_train, cfg.fit_limit) if cfg.fit_limit else n_train
-
-def candidate_values(cls, fixed: dict, tune: bool = True) -> dict:
-    "{hyperparameter: values the evaluation may use}: the fixed ones, else the grid when tuning, else the defaults."
-    if fixed:
-        return {k: [v] for k, v in fixed.items()}
-    if tune and cls.grid:
-        return dict(cls.grid)
-    defaults = inspect.signature(cls.__init__).parameters
-    return {k: [defaults[k].default] for k in cls.hyperparameters if k in defaults}
-
-def parse_detector_params(value) -> dict:
-    """Fixed detector hyperparameters from papermill, the command line or Python: None, a mapping or a JSON string of
-    {detector: {parameter: number}}; anything else fails naming what is wrong."""
-    if value is None or value == "":
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"detector_params is not valid JSON ({e}): {value!r}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f'detector_params must map detectors to parameters, e.g. {{"odin": {{"T": 1000}}}}; got {value!r}')
-    bad = {k: v for k, v in value.items() if not isinstance(v, dict)}
-    if bad:
-        raise ValueError(f"detector_params: each detector needs a mapping of its parameters, e.g. "
-                         f'{{"knn": {{"k": 50}}}}; got {bad}')
-    return {k: dict(v) for k, v in value.items()}
-
-def check_detectors(cfg: TrainConfig, detectors=None, detector_params=None) -> tuple[list, dict]:
-    "(detectors, their fixed parameters) after checking both against the network of `cfg` (training and evaluation alike)."
-    dets, params = list(detectors or default_detectors(cfg)), parse_detector_params(detector_params)
-    stray = set(params) - set(dets)
-    if stray:
-        raise ValueError(f"detector_params names {sorted(stray)}, which this run does not evaluate ({', '.join(dets)})")
-    for name in dets:
-        cls = detector_class(name)
-        cls.check_params(params.get(name, {}))
-        if cls.needs_method and cls.needs_method != cfg.method:
-            raise ValueError(f"detector {name!r} needs a network trained with method={cls.needs_method!r}; "
-                             f"this network was trained with method={cfg.method!r}")
-        if cls.needs_ood_head and cfg.alpha == 0:
-            raise ValueError(f"detector {name!r} reads the OOD head, which alpha = 0 does not train")
-    return dets, params
-
-MIN_TUNE = 200   # validation images per side below which tuning is noisy enough to warn
-
-def check_fit_and_tune(cfg: TrainConfig, dets, params, n_fit: int, tune: bool):
-    "Detector values against the training images they fit on; a warning when tuning reads very few images."
-    for name in dets:
-        cls = detector_class(name)
-        if cls.needs_fit:
-            cls.check_fit_size(n_fit, candidate_values(cls, params.get(name, {}), tune))
-    tuned = [d for d in dets if tune and detector_class(d).grid and d not in params]
-    n_tune = min(n for n in (cfg.limit_eval, cfg.limit_tune) if n) if (cfg.limit_eval or cfg.limit_tune) else 0
-    if tuned and 0 < n_tune < MIN_TUNE:
-        warnings.warn(f"{', '.join(tuned)} will be tuned on {n_tune} ID and {n_tune} OOD validation images "
-                      f"(limit_tune / limit_eval); below {MIN_TUNE} the choice is mostly noise", stacklevel=3)
-
-def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = None, tune: bool = True,
-              data=None) -> list:
-    "Every check that can fail before training starts (`data`: your data sets, notebook 13); returns the detectors."
-    dets, params = check_detectors(cfg, detectors, detector_params)
-    check_out_dir(cfg.out_dir)
-    check_init(cfg)
-    if cfg.pretrained and cfg.arch != "resnet18_cifar":   # (that one is never pretrained: its stem differs)
-        pretrained_file(cfg.arch, cfg.pretrained_path)    # on this machine, or a clear error with the URL
-    n_fit = data.check(cfg) if data is not None else check_data(cfg)
-    if is_factory_arch(cfg.arch):   # your network, built once now: a factory that fails does so before any work
-        factory_parts(cfg.arch, cfg.bench.num_classes, cfg.bench.in_channels, cfg.arch_kwargs)
-    check_fit_and_tune(cfg, dets, params, n_fit, tune)
-    return dets
+__all__ = ['RunFolderBusy', 'RunLock', 'run_record', 'evaluate', 'run', 'evaluate_checkpoint', 'evaluate_parameters',
+           'build_parser', 'main']
 
 # %% ../nbs/09_experiment.ipynb #cf2b942c
 class RunFolderBusy(RuntimeError):

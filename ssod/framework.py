@@ -4,10 +4,8 @@
 
 # %% ../nbs/00_framework.ipynb #6c14556b
 from __future__ import annotations
-import inspect
 from dataclasses import dataclass, fields, replace
 import torch
-import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['id_factor', 'upcast', 'ood_factor', 'rectified_posterior', 'Outputs', 'Detector']
@@ -78,66 +76,13 @@ class Outputs:
 
 # %% ../nbs/00_framework.ipynb #9fb7acef
 class Detector:
-    "Base class: `fit` on ID training data if needed, `score` gives N scores, higher = more in-distribution."
+    "Fit on ID training outputs where the method needs them, then score: N scores, higher = more in-distribution."
     name: str = "detector"
-    needs_fit: bool = False      # reads ID training outputs in `fit`
-    needs_inputs: bool = False   # needs the model and the images (input gradients), not only cached outputs
-    needs_method: str | None = None  # a network trained with this method (its head holds the score)
-    needs_ood_head: bool = False # a network whose OOD head was trained (alpha > 0)
-    hyperparameters: tuple = ()  # names of attributes tuned on validation data
-    valid: dict = {}             # parameter -> (test, what it must be): checked before any work
-    grid: dict = {}              # validation grid of those hyperparameters ({} = fixed defaults)
-    grid_source: str = ""        # where the grid comes from, and why
-    shared_hyperparameter: str | None = None  # one computation scores every value of it (`score_grid`)
-    tunes_on_ood: bool = True    # tuning maximises AUROC against validation OOD data; False: `id_selection_score` alone
-    group: str = "posthoc"       # posthoc | ssod | method: which networks default to it
-    order: int = 100             # row order in tables
-
-    @classmethod
-    def build(cls, model=None, **params) -> "Detector":
-        "An instance for `model` (detectors that read a head take it from the model) with `params`."
-        cls.check_params(params)
-        return cls(**params)
-
-    @classmethod
-    def check_params(cls, params: dict) -> dict:
-        "Fail, naming the detector, on hyperparameters it does not have or values that are not numbers."
-        known = [n for n, p in inspect.signature(cls.__init__).parameters.items()  # what its constructor takes
-                 if n not in ("self", "head") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        unknown = set(params) - set(known)
-        if unknown:
-            raise ValueError(f"detector {cls.name!r} has no parameter(s) {sorted(unknown)}; its parameters: "
-                             f"{known or 'none'}")
-        bad = {k: v for k, v in params.items() if isinstance(v, bool) or not isinstance(v, (int, float))}
-        if bad:
-            raise ValueError(f"detector {cls.name!r}: parameter values must be numbers, got {bad}")
-        for k, v in params.items():
-            if k in cls.valid and not cls.valid[k][0](v):
-                raise ValueError(f"detector {cls.name!r}: {k} must be {cls.valid[k][1]}, got {v!r}")
-        return params
-
-    @classmethod
-    def check_fit_size(cls, n_fit: int, values: dict) -> None:
-        "Fail before any work when hyperparameter `values` ({name: candidates}) cannot work with `n_fit` training images."
 
     def fit(self, train: Outputs) -> "Detector":
+        "Learn what the score needs from the ID training outputs (nothing, by default); returns self."
         return self
 
     def score(self, outputs: Outputs) -> torch.Tensor:
+        "One score per row of `outputs`, higher = more in-distribution."
         raise NotImplementedError
-
-    def score_grid(self, key: str, values, outputs: Outputs, **inputs) -> dict:
-        "{value: scores of `outputs`} for every value of hyperparameter `key` (here: one scoring per value)."
-        out = {}
-        for v in values:
-            setattr(self, key, v)
-            out[v] = self.score(outputs)
-        return out
-
-    def params(self) -> dict:
-        "The hyperparameter values in use, for the run record."
-        return {k: getattr(self, k) for k in self.hyperparameters}
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
-        return f"{type(self).__name__}({args})"

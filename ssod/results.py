@@ -17,7 +17,7 @@ import torch
 import ssod
 from .data import load_dataset, ImageSet
 from .benchmarks import Benchmark, get_benchmark, load_val_ood
-from .detectors import make_detector, detector_class, detector_names, tune
+from .tuning import make_detector, detector_class, detector_names, tune
 from .metrics import ood_metrics, METRICS, METRICS_REQUIRED
 from .files import write_json_atomic
 from .runtime import resolve_precision

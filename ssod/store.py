@@ -97,7 +97,7 @@ class ResultsStore:
 
     def model(self, cfg: TrainConfig, detectors=("ssod",), device="cpu", **kw) -> tuple:
         "(trained network, record) of `cfg`: `ensure` it, then load its selected checkpoint (the tutorial's way in)."
-        from ssod.train import model_from_checkpoint, resolve_checkpoint
+        from ssod.checkpoints import model_from_checkpoint, resolve_checkpoint
         rec = self.ensure(cfg, detectors, **kw)
         return model_from_checkpoint(resolve_checkpoint(self.folder(cfg)), device)[0], rec
 

@@ -4,9 +4,8 @@
 
 # %% ../nbs/05_train.ipynb #fb7db6bd
 from __future__ import annotations
-import math
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -15,112 +14,22 @@ from torch import nn
 from tqdm import tqdm
 
 import ssod
-from .config import TrainConfig, RESUME_KEYS_IGNORED
+from .config import TrainConfig
 from .files import save_atomic
 from .runtime import resolve_device, resolve_precision, autocast, set_threads
-from .distributed import init_distributed, convert_sync_bn, reduce_over_processes, mean_over_processes
+from .distributed import init_distributed, convert_sync_bn, reduce_over_processes
 from .losses import SSODLoss
 from .methods import method_views, build_method_model, make_objective, mos_groups
-from .files import checkout_dir
 from .data import load_dataset
-from .benchmarks import BENCHMARKS, get_benchmark
 from .transforms import BatchTransform
 from .loaders import make_loader
 from .inference import eval_transform, predict, limit, accuracy, sampler_diagnostic
+from .optim import CHECK_EVERY, StepStats, make_optimizer
+from .checkpoints import CheckpointError, check_init, load_checkpoint, resume_diff
+
 
 # %% auto #0
-__all__ = ['SAMPLER_CHECK_IMAGES', 'CHECK_EVERY', 'lr_factor', 'CheckpointError', 'load_checkpoint', 'resolve_checkpoint',
-           'model_from_checkpoint', 'init_path', 'check_init', 'patch', 'Trainer', 'StepStats']
-
-# %% ../nbs/05_train.ipynb #013de83f
-def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
-    "Multiplier of cfg.lr at optimisation step `step`."
-    total = cfg.epochs * steps_per_epoch
-    warm = int(cfg.warmup_epochs * steps_per_epoch)
-    if step < warm:
-        return (step + 1) / warm
-    if cfg.lr_schedule == "step":
-        return cfg.lr_decay ** (step // (cfg.lr_step * steps_per_epoch))
-    if cfg.lr_schedule == "cosine":
-        t = (step - warm) / max(1, total - warm)
-        return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
-    return 1.0
-
-# %% ../nbs/05_train.ipynb #7a4e1012
-class CheckpointError(RuntimeError):
-    "A checkpoint file cannot be used; the message says why."
-
-def load_checkpoint(path, map_location="cpu") -> dict:
-    "Load a checkpoint safely (weights_only); clear errors for missing, truncated or foreign files."
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"checkpoint {path} is corrupted or truncated ({type(e).__name__}: {str(e)[:200]}); "
-                              "delete it (and start over) or point to another checkpoint") from e
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        raise CheckpointError(f"{path} is not an ssod checkpoint (no 'model'/'config' entries)")
-    return ckpt
-
-def resolve_checkpoint(path) -> Path:
-    "A checkpoint file, or the checkpoint a run folder selected (best.pt, else last.pt)."
-    path = Path(path)
-    if path.is_dir():
-        for name in ("checkpoints/best.pt", "checkpoints/last.pt", "best.pt", "last.pt"):
-            if (path / name).exists():
-                return path / name
-        raise FileNotFoundError(f"no checkpoint in {path} (looked for checkpoints/best.pt and checkpoints/last.pt)")
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    return path
-
-# %% ../nbs/05_train.ipynb #c3687584
-def model_from_checkpoint(path, device="cpu"):
-    "(model in eval mode, TrainConfig) from an ssod checkpoint (`last.pt`, `best.pt`) or a run folder (its selected one)."
-    path = resolve_checkpoint(path)
-    ckpt = load_checkpoint(path)
-    known = {f.name for f in fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in ckpt["config"].items() if k in known})
-    bench = cfg.bench
-    groups = mos_groups(bench, cfg.data_root or None) if cfg.method == "mos" else None
-    model = build_method_model(cfg.method, cfg.arch, bench.num_classes, bench.in_channels, False, cfg.ood_head,
-                               groups=groups, proj_dim=cfg.proj_dim, arch_args=cfg.arch_kwargs)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"checkpoint {path} does not fit its own configuration: {str(e)[:300]}") from e
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if cfg.precision == "fp64":
-        model = model.double()
-    return model.to(device).eval(), cfg
-
-# %% ../nbs/05_train.ipynb #922f2374
-def init_path(path) -> Path:
-    "The checkpoint `init_from` names: a relative path from the checkout's root (else the working directory)."
-    p = Path(path)
-    if not p.is_absolute():
-        p = (checkout_dir() or Path.cwd()) / p
-    return resolve_checkpoint(p)
-
-def check_init(cfg: TrainConfig) -> Path | None:
-    "The checkpoint of `cfg.init_from`, checked against `cfg` (architecture, OOD head, classes); None without one."
-    if not cfg.init_from:
-        return None
-    try:
-        path = init_path(cfg.init_from)
-    except FileNotFoundError as e:
-        raise ValueError(f"init_from: {e}") from None
-    src = load_checkpoint(path)["config"]
-    same = ("arch", "ood_head", "method", "proj_dim")
-    diff = [f"{k} {src.get(k)!r} there, {getattr(cfg, k)!r} here" for k in same if src.get(k) != getattr(cfg, k)]
-    if src.get("benchmark") in BENCHMARKS and get_benchmark(src["benchmark"]).num_classes != cfg.bench.num_classes:
-        diff.append("a different number of classes")
-    if diff:
-        raise ValueError(f"init_from {path} does not fit this run: " + "; ".join(diff))
-    return path
+__all__ = ['SAMPLER_CHECK_IMAGES', 'patch', 'Trainer']
 
 # %% ../nbs/05_train.ipynb #ec1fe0e3
 def patch(f):
@@ -197,12 +106,8 @@ def build(self: Trainer, steps_per_epoch: int):
         self.model = self.model.to(memory_format=torch.channels_last)
     if self.precision == "fp64":
         self.model = self.model.double()
-    params = [p for p in self.model.parameters() if p.requires_grad]
-    gpu = {"fused": True} if self.device.type == "cuda" else {}   # one kernel per update, no host read of its counters
-    self.optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, **gpu)
-    self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
-                                                       lambda s: lr_factor(s, steps_per_epoch, self.cfg))
-    self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+    self.optimizer, self.scheduler, self.scaler = make_optimizer(self.model, self.cfg, steps_per_epoch, self.device,
+                                                                 self.precision)
     step = self.model
     if self.world_size > 1:
         step = nn.parallel.DistributedDataParallel(
@@ -260,14 +165,10 @@ def save(self: Trainer):
 @patch
 def load(self: Trainer, path):
     ckpt = load_checkpoint(path)
-    old, new = ckpt["config"], self.cfg.to_dict()
-    optional = {f.name: f.default for f in fields(TrainConfig) if f.metadata.get("optional")}
-    diff = {k for k in new if k not in RESUME_KEYS_IGNORED and old.get(k, optional.get(k)) != new[k]}
-    if self.world_size == 1:
-        diff.discard("sync_bn")   # batch norm over one process is the same either way
+    diff = resume_diff(ckpt["config"], self.cfg, self.world_size)
     if diff:
         raise CheckpointError(f"cannot resume from {path}: its configuration differs in "
-                              + ", ".join(f"{k} ({old.get(k)!r} there, {new[k]!r} now)" for k in sorted(diff))
+                              + ", ".join(f"{k} ({old!r} there, {new!r} now)" for k, (old, new) in sorted(diff.items()))
                               + " (a changed schedule would mix two runs under one configuration). Start a new "
                               f"run instead: the same command with --out_dir {self.out_dir}_new (papermill: "
                               f"-p out_dir {self.out_dir}_new), or resume=False to overwrite this one")
@@ -280,34 +181,6 @@ def load(self: Trainer, path):
         raise CheckpointError(f"checkpoint {path} does not fit this model: {str(e)[:300]}") from e
     self.epoch, self.history, self.best = ckpt["epoch"], list(ckpt["history"]), ckpt["best"]
     self.log(f"resumed from {path} after epoch {self.epoch}")
-
-# %% ../nbs/05_train.ipynb #1b85312d
-CHECK_EVERY = 20   # steps between the host's reads of the loss (progress bar, non-finite check)
-
-class StepStats:
-    "The running sums of an epoch's step statistics and a watch for a non-finite loss, all on the training device."
-    def __init__(self, device):
-        self.sums, self.keys, self.n = None, [], 0
-        self.ok = torch.ones((), dtype=torch.bool, device=device)                # every loss so far was finite
-        self.last = torch.zeros(2, dtype=torch.float64, device=device)           # (loss, step): the last finite one,
-                                                                                 # then the first that was not
-    def add(self, loss: torch.Tensor, stats: dict):
-        "One step's loss and statistics (0-d tensors): device work only, nothing read."
-        vec = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=self.ok.device) for v in stats.values()])
-        self.sums, self.keys = (torch.zeros_like(vec) if self.sums is None else self.sums) + vec, list(stats)
-        now = torch.stack([loss.detach().to(torch.float64), torch.full_like(self.last[1], self.n + 1)])
-        self.last = torch.where(self.ok, now, self.last)
-        self.ok = self.ok & torch.isfinite(loss.detach())
-        self.n += 1
-
-    def check(self) -> tuple:
-        "(every loss finite, the last finite loss or the first non-finite one, its step): one read by the host."
-        ok, loss, step = torch.cat([self.ok.view(1).to(torch.float64), self.last]).tolist()
-        return bool(ok), loss, int(step)
-
-    def means(self, world_size: int) -> dict:
-        "The mean of every statistic over the steps of all processes (one read by the host)."
-        return mean_over_processes(dict(zip(self.keys, self.sums)) if self.sums is not None else {}, self.n, world_size)
 
 # %% ../nbs/05_train.ipynb #8d5a0d0f
 @patch

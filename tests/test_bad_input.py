@@ -8,7 +8,8 @@ import torch
 from ssod.files import DataNotFound
 from ssod.data import load_dataset
 from ssod.config import make_config
-from ssod.train import CheckpointError, Trainer, load_checkpoint
+from ssod.checkpoints import CheckpointError, load_checkpoint
+from ssod.train import Trainer
 
 TINY = dict(benchmark="fmnist", epochs=1, batch_size=64, limit_train=256, limit_eval=128, precision="fp32")
 

@@ -12,9 +12,9 @@ import pytest
 
 from ssod.config import RUN_PARAMETERS, TrainConfig, make_config, parameters_cell
 from ssod.files import DataNotFound
-from ssod.detectors import DETECTORS, register_detector
-from ssod.experiment import check_run, main, run
-from ssod.framework import Detector
+from ssod.detectors import DETECTORS, Detector, register_detector
+from ssod.checks import check_run
+from ssod.experiment import main, run
 from ssod.results import read_record
 from ssod.train import Trainer
 

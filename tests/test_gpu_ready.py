@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from ssod.config import make_config
 from ssod.detectors import kth_neighbour_distance
-from ssod.experiment import check_run
+from ssod.checks import check_run
 
 
 def test_knn_torch_search_equals_faiss():

@@ -12,7 +12,8 @@ import torch
 import ssod.losses
 from benchmarks.host_reads import HostReads
 from ssod.config import make_config
-from ssod.train import CHECK_EVERY, StepStats, Trainer
+from ssod.optim import CHECK_EVERY, StepStats
+from ssod.train import Trainer
 
 CONFIGS = {"ssod": {}, "dr": {"balance": "dr"}, "released": {"sampler": "released"},
            "ssod_supcon": {"method": "ssod_supcon"}, "mos": {"method": "mos"}}

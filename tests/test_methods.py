@@ -5,7 +5,7 @@ import torch
 
 from ssod.data import ImageSet, load_dataset
 from ssod.benchmarks import get_benchmark
-from ssod.detectors import make_detector
+from ssod.tuning import make_detector
 from ssod.metrics import auroc
 from ssod.config import make_config
 from ssod.train import Trainer

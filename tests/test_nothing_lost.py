@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from ssod.config import make_config
-from ssod.experiment import RunLock, RunFolderBusy, check_run, evaluate_checkpoint, parse_detector_params, run
+from ssod.checks import check_run, parse_detector_params
+from ssod.experiment import RunLock, RunFolderBusy, evaluate_checkpoint, run
 from ssod.results import read_record
 
 TINY = dict(benchmark="fmnist", epochs=1, batch_size=64, limit_train=256, limit_eval=64, precision="fp32")

@@ -26,7 +26,7 @@ from conftest import md_tables
 from ssod.benchmarks import CIFAR_OOD, IMAGENET_OOD
 from ssod.paper import TABLE2, TABLE2_AVERAGE, fmt
 from ssod.results import read_record
-from ssod.train import load_checkpoint
+from ssod.checkpoints import load_checkpoint
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 BIN = Path(sys.executable).parent

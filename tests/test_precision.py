@@ -11,7 +11,7 @@ from ssod.experiment import evaluate_checkpoint, run
 from ssod.runtime import resolve_precision
 from ssod.store import run_key
 from ssod.config import make_config
-from ssod.train import model_from_checkpoint
+from ssod.checkpoints import model_from_checkpoint
 from ssod.inference import accuracy, predict
 
 TINY = dict(benchmark="fmnist", epochs=1, batch_size=64, limit_train=256, limit_eval=128)
@@ -113,7 +113,8 @@ def test_heads_and_scores_are_fp32_under_bf16_autocast():
     """Training or evaluating in bf16 runs the backbone under autocast, but the heads and every score in fp32 on the
     feature map cast to fp32: scores from bf16 logits would tie."""
     from ssod.model import build_model
-    from ssod.detectors import MSP, SSOD
+    from ssod.detectors import MSP
+    from ssod.head_scores import SSOD
     torch.manual_seed(0)
     net = build_model("small_resnet", 10, 1, ood_head="linear").eval()
     with torch.no_grad():   # a confident network: logits near 4-6, where bf16 steps by 1/32

@@ -7,7 +7,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ssod.adapt import Classifier, fit_detector, score, tune_detector
-from ssod.detectors import detector_names, make_detector
+from ssod.tuning import detector_names, make_detector
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_a_model_without_the_named_module_fails_clearly(tiny_resnet):
 def test_a_torchvision_network_trains_reloads_and_evaluates_to_the_same_record(tmp_path, data_root):
     from ssod.config import make_config
     from ssod.experiment import evaluate_checkpoint, run
-    from ssod.train import model_from_checkpoint
+    from ssod.checkpoints import model_from_checkpoint
     cfg = make_config("demo", benchmark="fmnist", arch="torchvision:mobilenet_v3_small", image_size=64, epochs=1,
                       batch_size=32, limit_train=128, limit_eval=64, precision="fp32", out_dir=str(tmp_path / "run"))
     rec = run(cfg, ["msp", "energy", "ssod"], tune=False, log=lambda *a: None, progress=False)
@@ -188,7 +188,7 @@ QUIET = dict(log=lambda *a: None, progress=False)
 
 def test_your_network_on_your_data_trains_reloads_and_evaluates_to_the_same_record(tmp_path, own_data):
     from ssod.experiment import evaluate_checkpoint, run
-    from ssod.train import model_from_checkpoint
+    from ssod.checkpoints import model_from_checkpoint
     dets = ["msp", "odin", "mahalanobis", "ssod"]           # ODIN and Mahalanobis tuned, eps > 0 in their grids
     rec = run(own_config(tmp_path / "run"), dets, data=own_data, **QUIET)
     c = rec["config"]
@@ -207,7 +207,8 @@ def test_your_network_on_your_data_trains_reloads_and_evaluates_to_the_same_reco
 def test_a_second_call_resumes_your_run_where_it_stopped(tmp_path, own_data):
     "Interrupted after epoch 1 of 2, the same call again continues from the checkpoint to what one run gives."
     from ssod.experiment import run
-    from ssod.train import Trainer, load_checkpoint
+    from ssod.checkpoints import load_checkpoint
+    from ssod.train import Trainer
 
     class Interrupt(Exception):
         pass
@@ -295,7 +296,7 @@ def test_your_data_under_torchrun_trains_as_one_process(tmp_path, data_root):
     "2 processes x batch 32 on your Datasets train like 1 process x batch 64 (float64, as tests/test_ddp.py)."
     import os, subprocess, sys
     from pathlib import Path
-    from ssod.train import load_checkpoint
+    from ssod.checkpoints import load_checkpoint
     script = tmp_path / "mine.py"
     script.write_text(DDP_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
