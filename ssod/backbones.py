@@ -4,13 +4,19 @@
 
 # %% ../nbs/02a_backbones.ipynb #4ee407cb
 from __future__ import annotations
+import contextlib
 import importlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
 import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['TORCHVISION', 'PROBE_SIZE', 'cut_at_pool', 'head_channels', 'is_factory_arch', 'find_factory', 'factory_path',
-           'factory_parts']
+__all__ = ['TORCHVISION', 'PROBE_SIZE', 'cut_at_pool', 'head_channels', 'first_conv_to', 'is_torchvision_arch',
+           'torchvision_parts', 'pretrained_weights', 'weights_cache_file', 'pretrained_file', 'weights_from',
+           'is_factory_arch', 'find_factory', 'factory_path', 'factory_parts']
 
 # %% ../nbs/02a_backbones.ipynb #cde86c03
 TORCHVISION = "torchvision:"   # arch "torchvision:<name>": any torchvision CNN classifier, cut before its global pool
@@ -37,6 +43,162 @@ def head_channels(head: nn.Module, what: str) -> int:
                          "at a time (Linear, activation and dropout layers) to be applied to every block")
     return linears[0].in_features
 
+
+# %% ../nbs/02a_backbones.ipynb #27a640c5
+_TV_WEIGHTS = {"resnet18": "ResNet18_Weights", "resnet50": "ResNet50_Weights", "densenet121": "DenseNet121_Weights",
+               "regnet_y_800mf": "RegNet_Y_800MF_Weights", "mobilenet_v3_large": "MobileNet_V3_Large_Weights",
+               "mobilenet_v3_small": "MobileNet_V3_Small_Weights"}
+
+def first_conv_to(module: nn.Module, in_channels: int):
+    "Replace the first Conv2d so the net takes `in_channels`; pretrained RGB filters are summed for grey input."
+    for parent in module.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.Conv2d):
+                if child.in_channels == in_channels:
+                    return
+                new = nn.Conv2d(in_channels, child.out_channels, child.kernel_size, child.stride, child.padding,
+                                bias=child.bias is not None)
+                with torch.no_grad():
+                    w = child.weight.sum(1, keepdim=True) if in_channels == 1 else child.weight.mean(1, keepdim=True)
+                    new.weight.copy_(w.expand(-1, in_channels, -1, -1))
+                    if child.bias is not None:
+                        new.bias.copy_(child.bias)
+                setattr(parent, name, new)
+                return
+
+def is_torchvision_arch(arch: str) -> bool:
+    "Whether `arch` is torchvision:<name> of one of torchvision's classification models."
+    if not arch.startswith(TORCHVISION):
+        return False
+    import torchvision   # only here: it takes seconds to import
+    return arch[len(TORCHVISION):] in torchvision.models.list_models(module=torchvision.models)
+
+def _with_classes(head: nn.Module, num_classes: int) -> nn.Module:
+    "The head with its last Linear giving `num_classes` outputs (kept as it is when it already does)."
+    linears = [(n, m) for n, m in head.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"the classifier {type(head).__name__} has no nn.Linear")
+    name, last = linears[-1]
+    if last.out_features == num_classes:
+        return head
+    new = nn.Linear(last.in_features, num_classes)
+    if name == "":
+        return new
+    parent = head.get_submodule(name.rsplit(".", 1)[0]) if "." in name else head
+    setattr(parent, name.rsplit(".", 1)[-1], new)
+    return head
+
+def _any_torchvision(name: str, num_classes: int, pretrained: bool, pretrained_path: str = ""):
+    """(trunk, C, head) of torchvision classification model `name`: its children up to its global average pool are the
+    trunk (the feature map X), what follows (Linear, activation and dropout layers) the vector head f_cls."""
+    import torchvision
+    if not is_torchvision_arch(TORCHVISION + name):
+        raise ValueError(f"torchvision has no classification model {name!r} (torchvision.models.list_models())")
+    with weights_from(TORCHVISION + name, pretrained_path if pretrained else ""):
+        net = torchvision.models.get_model(name, weights="DEFAULT" if pretrained else None)
+    if name.startswith("densenet"):   # its forward applies ReLU and the pool as functions
+        trunk, head = nn.Sequential(net.features, nn.ReLU()), net.classifier
+    else:
+        trunk, head = cut_at_pool(net, f"torchvision's {name}")
+    return trunk, head_channels(head, f"torchvision's {name}"), _with_classes(head, num_classes)
+
+def torchvision_parts(arch: str, num_classes: int, pretrained: bool = False, pretrained_path: str = ""):
+    """Split a torchvision classifier into (trunk giving the feature map, channels C, vector classification head).
+    `pretrained_path`: the ImageNet weights from this local file (see `pretrained_file`) instead of torchvision's cache."""
+    import torchvision   # here, not at the top: it takes seconds to import, and the small networks do without it
+    if arch == "resnet18_cifar":
+        net = torchvision.models.resnet18(num_classes=num_classes)
+        net.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        net.maxpool = nn.Identity()
+        arch, pretrained = "resnet18", False
+    elif arch.startswith(TORCHVISION):
+        return _any_torchvision(arch[len(TORCHVISION):], num_classes, pretrained, pretrained_path)
+    else:
+        weights = getattr(torchvision.models, _TV_WEIGHTS[arch]).DEFAULT if pretrained else None
+        with weights_from(arch, pretrained_path if pretrained else ""):
+            net = getattr(torchvision.models, arch)(weights=weights)
+    if arch.startswith("resnet"):
+        trunk = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
+        head, c = net.fc, net.fc.in_features
+    elif arch.startswith("densenet"):
+        trunk = nn.Sequential(net.features, nn.ReLU())
+        head, c = net.classifier, net.classifier.in_features
+    elif arch.startswith("regnet"):
+        trunk = nn.Sequential(net.stem, net.trunk_output)
+        head, c = net.fc, net.fc.in_features
+    elif arch.startswith("mobilenet"):
+        trunk, head, c = net.features, net.classifier, net.classifier[0].in_features
+    else:
+        raise ValueError(f"no trunk/head split for {arch}")
+    last = head if isinstance(head, nn.Linear) else head[-1]
+    if last.out_features != num_classes:
+        new = nn.Linear(last.in_features, num_classes)
+        if isinstance(head, nn.Linear):
+            head = new
+        else:
+            head[-1] = new
+    return trunk, c, head
+
+# %% ../nbs/02a_backbones.ipynb #5ee4643d
+def pretrained_weights(arch: str):
+    "torchvision's ImageNet weights (a `WeightsEnum` member) that `pretrained=True` gives `arch`."
+    import torchvision
+    if arch.startswith(TORCHVISION):
+        return torchvision.models.get_model_weights(arch[len(TORCHVISION):]).DEFAULT
+    if arch not in _TV_WEIGHTS:
+        raise ValueError(f"{arch} has no pretrained weights (torchvision's ImageNet weights exist for "
+                         f"{', '.join(_TV_WEIGHTS)} and torchvision:<name>)")
+    return getattr(torchvision.models, _TV_WEIGHTS[arch]).DEFAULT
+
+def weights_cache_file(arch: str) -> Path:
+    "Where torchvision keeps (and looks for) the downloaded weights of `arch`."
+    import torch.hub
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(pretrained_weights(arch).url)
+
+def pretrained_file(arch: str, pretrained_path: str = "", download: bool = True) -> Path:
+    """The local file of `arch`'s ImageNet weights: `pretrained_path`, else torchvision's cache (downloaded into it
+    when missing and `download`). A ValueError naming the file and the URL when there is none."""
+    import torch.hub
+    url, cached = pretrained_weights(arch).url, weights_cache_file(arch)
+    fetch = f"on a machine with internet access fetch {url} (e.g. `curl -LO {url}`)"
+    if pretrained_path:
+        if not Path(pretrained_path).is_file():
+            raise ValueError(f"pretrained_path {pretrained_path} is not a file: {fetch} and copy it there")
+        return Path(pretrained_path)
+    if cached.is_file():
+        return cached
+    problem = "downloading is off"
+    if download:
+        import socket
+        old = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(30)   # no internet: fail in seconds, not at the system's timeout
+        try:
+            torch.hub.download_url_to_file(url, str(cached), progress=False)
+            return cached
+        except Exception as e:
+            problem = f"downloading failed: {type(e).__name__}: {str(e)[:150]}"
+        finally:
+            socket.setdefaulttimeout(old)
+    raise ValueError(f"the pretrained weights of {arch} are not on this machine ({cached}; {problem}). {fetch.capitalize()} "
+                     f"and copy it to {cached}, or pass pretrained_path=<that file>")
+
+@contextlib.contextmanager
+def weights_from(arch: str, pretrained_path: str = ""):
+    "While building `arch` with torchvision's weights, torchvision reads them from `pretrained_path` (if given)."
+    if not pretrained_path:
+        yield
+        return
+    import torch.hub
+    name = os.path.basename(pretrained_weights(arch).url)
+    hub, old = Path(tempfile.mkdtemp(prefix="ssod-weights-")), torch.hub.get_dir()
+    (hub / "checkpoints").mkdir()
+    (hub / "checkpoints" / name).symlink_to(Path(pretrained_path).resolve())   # the name torchvision looks for
+    torch.hub.set_dir(str(hub))
+    try:
+        yield
+    finally:
+        torch.hub.set_dir(old)
+        shutil.rmtree(hub, ignore_errors=True)
 
 # %% ../nbs/02a_backbones.ipynb #4b48c645
 def is_factory_arch(arch: str) -> bool:

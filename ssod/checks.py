@@ -16,7 +16,7 @@ from .data import load_dataset
 from .benchmarks import Benchmark, check_images
 from .checkpoints import check_init
 from .backbones import is_factory_arch, factory_parts
-from .model import pretrained_file
+from .backbones import pretrained_file
 from .methods import METHODS
 from .tuning import detector_class, detector_names
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass, asdict, fields
 import torch
 
 from .params import LossConfig, param, coerce
-from .model import ARCHS, is_torchvision_arch
+from .model import ARCHS
+from .backbones import is_torchvision_arch
 from .backbones import is_factory_arch, find_factory, factory_path
 from .methods import METHODS
 from .benchmarks import Benchmark, check_folder_paths, folder_benchmark, get_benchmark

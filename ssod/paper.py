@@ -9,22 +9,16 @@ import math
 import numbers
 import re
 import shlex
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from .config import TrainConfig
-from .store import seed_stat
-from .results import fixture_warning, read_record
 
 # %% auto #0
 __all__ = ['T1_SETS', 'TABLE1', 'T2_SETS', 'TABLE2', 'TABLE2_AVERAGE', 'T3_SETS', 'TABLE3', 'TABLE4', 'TABLE5', 'TABLE6', 'ROWS',
-           'SET_NAMES', 'PAPER_BENCHMARKS', 'METRIC_PAIR', 'SEEDS_FORMS', 'RowSpec', 'runnable', 'ablation_ood_set',
-           'fmt', 'MethodTables', 'method_tables', 'setting_stats', 'setting_tables', 'parse_seeds', 'parse_mapping',
-           'method_records', 'provenance', 'papermill_command', 'output_stem', 'table_stem', 'fixture_note',
-           'write_table', 'table_markdown']
+           'SET_NAMES', 'PAPER_BENCHMARKS', 'SEEDS_FORMS', 'RowSpec', 'runnable', 'ablation_ood_set', 'fmt',
+           'parse_seeds', 'parse_mapping', 'method_records', 'provenance', 'papermill_command', 'output_stem',
+           'table_stem']
 
 # %% ../nbs/11_paper.ipynb #45b1597d
 T1_SETS = ["iNaturalist", "SUN", "Places"]
@@ -114,105 +108,6 @@ def fmt(mean, std=math.nan, digits=2) -> str:
     return f"{mean:.{digits}f}" + ("" if std is None or math.isnan(std) else f" ± {std:.{digits}f}")
 
 PAPER_BENCHMARKS = ("cifar10", "cifar10_32", "imagenet")   # the paper's own OOD sets: a difference to its numbers means something
-
-# %% ../nbs/11_paper.ipynb #a6a8c666
-METRIC_PAIR = ("fpr95", "auroc")   # the two numbers of a cell, in the paper's order: FPR95 / AUROC
-
-def _pair(stats) -> str:
-    "One cell, 'FPR95 / AUROC', from [(mean, std), (mean, std)]."
-    return " / ".join(fmt(m, s) for m, s in stats)
-
-@dataclass
-class MethodTables:
-    "Tables 1-3 in the paper's layout: methods as rows, 'FPR95 / AUROC' per column, ID ACC last."
-    ours: pd.DataFrame
-    paper: pd.DataFrame
-    per_set: pd.DataFrame | None = None       # ours per OOD set, where `ours` is by group
-    difference: pd.DataFrame | None = None    # ours − paper, on the paper's own benchmarks
-    values: pd.DataFrame | None = None        # every number of ours, one per row (the CSV)
-
-    def sections(self) -> dict:
-        "{heading: table}, in reading order, without the tables that do not apply (or have no rows)."
-        tables = {"Ours": self.ours, "Ours per OOD set": self.per_set, "The paper": self.paper,
-                  "Ours − paper": self.difference}
-        return {k: v for k, v in tables.items() if v is not None and len(v)}
-
-def method_tables(paper: dict, paper_sets: list, benchmark: str, ood_sets: list, records: dict,
-                  paper_average: dict | None = None, extra_rows=("ReAct",), set_map: dict | None = None,
-                  groups=()) -> MethodTables:
-    """paper: {method: ([fpr, auroc per paper set], id_acc)}; records: {method: [records over seeds] or None
-    (not runnable)}; ood_sets, groups: ours (`Benchmark.ood_sets`, `Benchmark.groups`); set_map: paper set -> our set
-    on the paper's benchmarks (default `SET_NAMES[benchmark]`). Every cell the paper prints is in `.paper`."""
-    methods = list(paper) + [r for r in extra_rows if r not in paper]
-    average = len(paper_sets) > 1
-    paper_rows = {}
-    for m, (vals, acc) in paper.items():
-        avg = paper_average.get(m) if paper_average else (np.mean(vals[0::2]), np.mean(vals[1::2]))
-        cells = [(vals[2 * i], vals[2 * i + 1]) for i in range(len(paper_sets))] + ([avg] if average else [])
-        paper_rows[m] = [f"{fmt(f)} / {fmt(a)}" for f, a in cells] + [fmt(acc)]
-    paper_cols = list(paper_sets) + ["Average"] * average + ["ID ACC"]
-    on_paper_sets = benchmark in PAPER_BENCHMARKS
-    if on_paper_sets:   # our columns are the paper's sets, under the paper's names
-        mapping = SET_NAMES.get(benchmark, {}) if set_map is None else set_map
-        columns = {s: mapping[s] for s in paper_sets if mapping.get(s) in ood_sets} | ({"Average": "average"} if average else {})
-    else:
-        columns = {g: g for g in groups} or {o: o for o in ood_sets}
-    def table(cols: dict) -> tuple[pd.DataFrame, list]:
-        rows, values = {}, []
-        for m in methods:
-            recs = records.get(m)
-            if recs is None:
-                rows[m] = ["not yet runnable"] + [""] * len(cols)
-                continue
-            det = ROWS[m].detector
-            stats = {label: [seed_stat(recs, det, o, k) for k in METRIC_PAIR] for label, o in cols.items()}
-            acc = seed_stat(recs, det, "id_acc")
-            rows[m] = [_pair(s) for s in stats.values()] + [fmt(*acc)]
-            values += [(m, label, k, *s) for label, pair in stats.items() for k, s in zip(METRIC_PAIR, pair)]
-            values.append((m, "", "id_acc", *acc))
-        return pd.DataFrame.from_dict(rows, orient="index", columns=[*cols, "ID ACC"]).rename_axis("method"), values
-    ours, values = table(columns)
-    per_set = table({o: o for o in ood_sets})[0] if not on_paper_sets and groups else None
-    difference = None
-    if on_paper_sets:
-        diff = {}
-        for m in paper:
-            if records.get(m) is None:
-                continue
-            got = ours.loc[m]
-            want = dict(zip(paper_cols, paper_rows[m]))
-            diff[m] = [_difference(got[c], want[c]) for c in ours.columns]
-        difference = pd.DataFrame.from_dict(diff, orient="index", columns=list(ours.columns)).rename_axis("method")
-    return MethodTables(ours=ours, paper=pd.DataFrame.from_dict(paper_rows, orient="index", columns=paper_cols)
-                        .rename_axis("method"), per_set=per_set, difference=difference,
-                        values=pd.DataFrame(values, columns=["method", "column", "metric", "mean", "std"]))
-
-def _difference(ours: str, paper: str) -> str:
-    "Cell-wise ours − paper of two cells of the same shape ('a / b' or 'a'), on the means; '—' where one is missing."
-    num = lambda c: [float(x.split(" ± ")[0]) if x.strip() not in ("—", "") else None for x in c.split(" / ")]
-    return " / ".join("—" if o is None or p is None else fmt(o - p) for o, p in zip(num(ours), num(paper)))
-
-# %% ../nbs/11_paper.ipynb #a8f961c0
-def setting_stats(records: dict, detector: str, ood: str) -> dict:
-    "Ours for an ablation table: {'fpr95', 'auroc', 'id_acc': [(mean, std) per setting]} from {setting: [records]}."
-    stats = {m: [seed_stat(r, detector, ood, m) for r in records.values()] for m in ("fpr95", "auroc")}
-    return {**stats, "id_acc": [seed_stat(r, detector, "id_acc") for r in records.values()]}
-
-def setting_tables(labels: list, paper: dict, ours: dict, index_name: str, benchmark: str | None = None) -> MethodTables:
-    """labels: row labels; paper: {metric: [values per label]}; ours: {metric: [(mean, std) per label]}. Ours and the
-    paper's with the same columns (a metric the paper does not print is '—' there); ours − paper unless `benchmark` is
-    not one of the paper's."""
-    index = pd.Index(labels, name=index_name)
-    ours_df = pd.DataFrame({k: [fmt(m, sd) for m, sd in v] for k, v in ours.items()}, index=index)
-    paper_df = pd.DataFrame({k: [fmt(v) for v in paper[k]] if k in paper else ["—"] * len(labels) for k in ours},
-                            index=index)
-    difference = None
-    if benchmark is None or benchmark in PAPER_BENCHMARKS:
-        difference = pd.DataFrame({k: [fmt(o[0] - p) for o, p in zip(v, paper[k])] if k in paper else ["—"] * len(labels)
-                                   for k, v in ours.items()}, index=index)
-    values = pd.DataFrame([(l, "", k, m, sd) for k, v in ours.items() for l, (m, sd) in zip(labels, v)],
-                          columns=["method", "column", "metric", "mean", "std"])
-    return MethodTables(ours=ours_df, paper=paper_df, difference=difference, values=values)
 
 # %% ../nbs/11_paper.ipynb #3ece3803
 SEEDS_FORMS = ('a list of distinct whole numbers >= 0 such as [0, 1, 2] (papermill: -y "seeds: [0, 1, 2]"), '
@@ -331,69 +226,3 @@ def output_stem(name: str, benchmark: str, folder="figures") -> Path:
 def table_stem(n: int, name: str, benchmark: str, folder="figures") -> Path:
     "figures/table<n>[_<benchmark>]: where Table n of `benchmark` is written."
     return output_stem(f"table{n}", benchmark, folder)
-
-# %% ../nbs/11_paper.ipynb #b0867a0a
-def fixture_note(folders) -> list:
-    "A first note for a table made from runs on fixture data (synthetic stand-ins of the real sets), else none."
-    sets = {s for f in folders if (Path(f) / "record.json").exists()
-            for s in read_record(f).get("data", {}).get("fixtures", [])}
-    warning = fixture_warning(sets)
-    return [warning] if warning else []
-
-def _flat(df: pd.DataFrame) -> pd.DataFrame:
-    "Column and row labels as single strings (MultiIndex levels joined)."
-    flat = df.copy()
-    flat.columns = [" ".join(str(c) for c in col if c) if isinstance(col, tuple) else str(col) for col in df.columns]
-    flat.index = [" / ".join(str(i) for i in idx if i) if isinstance(idx, tuple) else str(idx) for idx in df.index]
-    return flat
-
-def write_table(table, path_stem, title: str, command: str, notes: list = (), provenance: list = ()) -> list:
-    """Write `path_stem`.md / .csv / .tex (with a fixture-data warning first where the runs read fixtures); the paths.
-    `table`: a DataFrame, or `MethodTables` (each of its tables under a heading; the CSV holds its `values`)."""
-    notes = fixture_note(provenance) + list(notes)
-    stem = Path(path_stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    sections = {k: _flat(v).rename_axis(v.index.name) for k, v in table.sections().items()} \
-        if isinstance(table, MethodTables) else {None: _flat(table)}
-    md = [f"# {title}", "", f"Generated by `{command}`", ""]
-    md += [f"- {n}" for n in notes] + ([""] if notes else [])
-    for heading, df in sections.items():
-        md += ([f"## {heading}", ""] if heading else []) + [df.to_markdown(disable_numparse=True), ""]  # 93.80 stays 93.80
-    if provenance:
-        md += ["Runs (each folder's `record.json` holds the full configuration and code version):", ""]
-        md += [f"- {p}" for p in provenance] + [""]
-    paths = [stem.with_suffix(".md"), stem.with_suffix(".csv"), stem.with_suffix(".tex")]
-    paths[0].write_text("\n".join(md))
-    (table.values if isinstance(table, MethodTables) else sections[None]).to_csv(paths[1], index=not isinstance(table, MethodTables))
-    tex = [f"% {title}", f"% Generated by: {command}"]
-    for heading, df in sections.items():
-        tex += ([f"% {heading}"] if heading else []) + [df.to_latex(escape=True)]
-    paths[2].write_text("\n".join(tex))
-    return paths
-
-# %% ../nbs/11_paper.ipynb #3e7f2ee9
-def table_markdown(path, heading: str | None = None, archive="figures/reproduce_runs") -> str:
-    """The table headed `heading` of a committed table file (default: its first), then a line saying how it was made:
-    the command written in the file and the precision and CPU of its runs, read from their records in `archive` (else
-    where the file lists them)."""
-    lines = Path(path).read_text().splitlines()
-    tables, section = {}, None
-    for l in lines:
-        if l.startswith("## "):
-            section = l[3:]
-        elif l.startswith("|"):
-            tables.setdefault(section, []).append(l)
-    key = next(iter(tables), None) if heading is None else heading
-    if key not in tables:
-        raise ValueError(f"{path} has no table headed {heading!r}; it has {list(tables)}")
-    command = next((l.split("`")[1] for l in lines if l.startswith("Generated by `")), "")
-    runs = [l[2:].strip() for l in lines[next((i for i, l in enumerate(lines) if l.startswith("Runs (")), len(lines)):]
-            if l.startswith("- ")]
-    made = set()
-    for run in runs:
-        rec = next((p for p in (Path(archive) / Path(run).name, Path(run)) if (p / "record.json").exists()), None)
-        if rec is not None:
-            rt = read_record(rec).get("runtime", {})
-            made.add(f"{rt.get('precision', '?')} on {rt.get('device_name', '?')}")
-    return "\n".join(tables[key]) + f"\n\n`{Path(path).name}`, made by `{command}`" + \
-        (f" ({', '.join(sorted(made))})" if made else "") + "\n"
