@@ -119,6 +119,7 @@ baselines: data
 docs: data
 	time $(BIN)/python docs/build.py execute
 	$(BIN)/nbdev_clean
+	$(BIN)/python docs/build.py readme
 	$(MAKE) site
 
 site: install

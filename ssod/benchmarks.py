@@ -54,7 +54,8 @@ class Benchmark:
 BENCHMARKS = {
     "fmnist": Benchmark("fmnist", "fashion_mnist", OFFLINE_OOD, 10, 1, 28, (0.2860,), (0.3530,), offline=True),
     "fmnist_scenes": Benchmark("fmnist_scenes", "fmnist_scenes", SCENES_NEAR + SCENES_FAR, 10, 1, 56, (0.5142,), (0.2343,),
-                               groups={"near": SCENES_NEAR, "texture": SCENES_FAR[:1], "noise": SCENES_FAR[1:]},
+                               groups={"near": SCENES_NEAR[:1], "scene": SCENES_NEAR[1:], "texture": SCENES_FAR[:1],
+                                       "noise": SCENES_FAR[1:]},
                                offline=True),
     **{name: Benchmark(name, name, SCENE_SETS + OBJECT_SETS + SCENES_FAR, 10, 1, 56, mean, std, offline=True,
                        groups={"scene": SCENE_SETS, "object": OBJECT_SETS, "texture": SCENES_FAR[:1],

@@ -84,7 +84,9 @@ def register_detector(cls):
     "Class decorator: make `cls` (a `Detector` of this notebook) available under `cls.name`."
     if not (isinstance(cls, type) and issubclass(cls, Detector)):
         raise TypeError(f"{cls!r} is not an ssod.detectors.Detector: evaluation reads its grid, needs, group and order")
-    if not cls.name or cls.name in DETECTORS and DETECTORS[cls.name] is not cls:
+    known = DETECTORS.get(cls.name)
+    # the same class defined again (a notebook cell run twice, or its module imported after the notebook) replaces it
+    if not cls.name or known is not None and known.__qualname__ != cls.__qualname__:
         raise ValueError(f"detector name {cls.name!r} is empty or already registered")
     DETECTORS[cls.name] = cls
     return cls

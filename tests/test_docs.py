@@ -79,3 +79,13 @@ def test_index_renders_in_a_browser(docs, tmp_path):
     assert r["title"] == "ssod"
     assert [src for src, width in r["images"] if width > 0] == ["files/figures/fig3_locality_fmnist_scenes.png"], r
     assert r["math"] >= 3 and r["math_errors"] == 0, r   # the equations, typeset by the site's own MathJax
+
+
+def test_readme_is_the_index_and_fits_a_screen_of_links(docs, repo_root):
+    "README.md is made from nbs/index.ipynb, fits in 120 lines, and every local page or file it links exists."
+    text = docs.readme_text()
+    assert (repo_root / "README.md").read_text() == text, "README.md differs from nbs/index.ipynb: run `make docs`"
+    assert len(text.splitlines()) <= 120, f"README.md has {len(text.splitlines())} lines"
+    assert "![" in "\n".join(text.splitlines()[:40])        # a picture on its first screen
+    missing = [u for u in docs.readme_links(text) if not (repo_root / u.split("#")[0]).exists()]
+    assert not missing, f"README.md links to what does not exist: {missing}"
