@@ -67,7 +67,8 @@ class ResultsStore:
             same_protocol = rec["config"].get("tune") == tune and rec["config"].get("detector_params", {}) == params
             missing = ([d for d in detectors if d not in rec["ood_avg"]] if same_protocol
                        else list(dict.fromkeys(list(rec["ood_avg"]) + detectors)))
-            if not missing:
+            if not missing:   # groups are a reading of the per-set results: today's benchmark's, not the record's
+                rec["ood_groups"] = group_averages(rec["ood"], cfg.bench.groups)
                 return rec
             if archived:
                 raise ValueError(f"the archived record of {folder.name} lacks {missing} and its checkpoint is not in "
