@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .config import TrainConfig
 from .files import DataNotFound
+from .manifest import read_json
 from .data import load_dataset
 from .benchmarks import Benchmark, check_images
 from .checkpoints import check_init
@@ -118,7 +119,7 @@ def check_out_dir(path, evaluation: bool = False) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"out_dir {path} exists and is not a folder")
-    if evaluation and ((path / "checkpoints").is_dir() or "train" in (_read_json(path / "record.json") or {})):
+    if evaluation and ((path / "checkpoints").is_dir() or "train" in (read_json(path / "record.json") or {})):
         raise ValueError(f"out_dir {path} holds a training run: an evaluation there would replace its record. Write "
                          f"the evaluation beside it instead, e.g. out_dir {path / 'eval' / 'NAME'}")
     try:
@@ -127,12 +128,6 @@ def check_out_dir(path, evaluation: bool = False) -> Path:
     except OSError as e:
         raise ValueError(f"out_dir {path} cannot be created or written ({e.strerror or e})") from e
     return path
-
-def _read_json(path) -> dict | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
 
 # %% ../nbs/09a_checks.ipynb #c62c5fec
 def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = None, tune: bool = True,

@@ -55,7 +55,10 @@ class ResultsStore:
         rel = Path(run_name(cfg)) / ("eval" if eval_name else "") / (eval_name or "") / "record.json"
         for base, archived in ((self.root, False), (self.archive, True)):
             if base is not None and (base / rel).exists():
-                return read_record(base / rel), archived
+                rec = read_record(base / rel)
+                if eval_name is None:   # groups are a reading of the per-set results: today's benchmark's
+                    rec["ood_groups"] = group_averages(rec["ood"], cfg.bench.groups)
+                return rec, archived
         return None, False
 
     def ensure(self, cfg: TrainConfig, detectors, tune: bool = True, detector_params: dict | None = None) -> dict:
@@ -67,8 +70,7 @@ class ResultsStore:
             same_protocol = rec["config"].get("tune") == tune and rec["config"].get("detector_params", {}) == params
             missing = ([d for d in detectors if d not in rec["ood_avg"]] if same_protocol
                        else list(dict.fromkeys(list(rec["ood_avg"]) + detectors)))
-            if not missing:   # groups are a reading of the per-set results: today's benchmark's, not the record's
-                rec["ood_groups"] = group_averages(rec["ood"], cfg.bench.groups)
+            if not missing:
                 return rec
             if archived:
                 raise ValueError(f"the archived record of {folder.name} lacks {missing} and its checkpoint is not in "
