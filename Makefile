@@ -13,7 +13,7 @@ CORES := $(shell nproc 2>/dev/null || echo 1)
 NB_WORKERS ?= $(shell n=$(CORES); echo $$(( n < 2 ? 1 : 2 )))
 NB_THREADS := $(shell echo $$(( $(CORES) / $(NB_WORKERS) > 0 ? $(CORES) / $(NB_WORKERS) : 1 )))
 
-.PHONY: install data data-study demo demo-fmnist study study-selection study-plateau reproduce baselines docs site test test-slow nbtest pytest sync-check clean-runs
+.PHONY: install data data-study demo demo-fmnist recipe trained study study-selection study-plateau reproduce baselines docs site test test-slow nbtest pytest sync-check clean-runs
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,11 +30,10 @@ data-study: data
 	$(BIN)/python -m data_scripts.prepare scenes_rho_benchmark
 
 # The main job, on the offline objects-in-scenes benchmark (garments on photographs, 56x56, object masks): the vanilla
-# network (alpha = 0) with every post-hoc baseline and SSOD (alpha = 1.5), one table with the near, texture and noise
-# groups and the sampler checked against the true masks. Budget for 10 minutes on a 2-core CPU without native bf16 (fp32), set in the
-# demo preset of this benchmark (ssod.config.BENCHMARK_PRESETS) so that make reproduce trains the same networks:
-# 3 epochs on the first 12,000 training images; detectors tuned on 500 + 500 validation images; the first 1,000
-# images of every test set.
+# network (alpha = 0) with every post-hoc baseline and SSOD (alpha = 1.5), one table with the near, scene, texture and
+# noise groups and the sampler checked against the true masks. The demo preset (ssod.config.PRESETS, notebook 04a): one
+# epoch of all 55,000 training images with the offline recipe; detectors tuned on 500 + 500 validation images; the
+# first 1,000 images of every test set.
 DEMO_BENCHMARK ?= fmnist_scenes
 DEMO_BUDGET ?= -p benchmark $(DEMO_BENCHMARK)
 demo: data
@@ -76,7 +75,7 @@ study-plateau: data-study
 
 # The study's backbone, chosen on ID validation data before it: small_resnet vs small_resnet_local at rho = 0.8, vanilla
 # networks trained for about the same time (records in figures/study_runs/selection/).
-STUDY_SELECT := --preset demo --benchmark scenes_rho0.8 --alpha 0 --epochs 2 --limit_eval 1000 --limit_tune 1000 \
+STUDY_SELECT := --preset adamw_cosine --benchmark scenes_rho0.8 --alpha 0 --epochs 2 --limit_eval 1000 --limit_tune 1000 \
                 --precision fp32 --detectors msp --no-tune
 study-selection: data-study
 	@for spec in "small_resnet 15000" "small_resnet_local 20000"; do set -- $$spec; \
@@ -84,9 +83,38 @@ study-selection: data-study
 	  mkdir -p figures/study_runs/selection/arch_$$1; \
 	  cp runs/selection/arch_$$1/record.json figures/study_runs/selection/arch_$$1/; done
 
-# Every table and figure notebook at the demo preset on both offline benchmarks; the main table (Table 2's protocol)
+# The offline recipe, chosen by time to accuracy on ID validation data (benchmarks/time_to_accuracy.py, in fp32): each
+# recipe against the first one and two choices of the demo recipe against the recipe without them, under oneDNN's AVX2
+# kernels (as on a CPU without native bf16) and natively (figures/time_to_accuracy.*); and the trained preset with and
+# without translations and flips (records in figures/recipe_runs/selection/).
+RECIPE_TRAIN := ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/ssod-train --benchmark fmnist_scenes --precision fp32
+recipe: data
+	$(BIN)/python benchmarks/time_to_accuracy.py --isa avx2 \
+	  --recipes "adamw_cosine,demo,trained,demo[arch=small_resnet],demo[lr=0.003]"
+	$(BIN)/python benchmarks/time_to_accuracy.py --isa native --recipes "adamw_cosine,demo" --append
+	@for spec in "noaug --augment none" "shift_flip --augment shift --hflip true"; do set -- $$spec; name=$$1; shift; \
+	  $(RECIPE_TRAIN) --preset trained --alpha 0 --detectors msp --no-tune "$$@" --out_dir runs/recipe/trained_$$name \
+	    || exit 1; \
+	  mkdir -p figures/recipe_runs/selection/trained_$$name; \
+	  cp runs/recipe/trained_$$name/record.json figures/recipe_runs/selection/trained_$$name/; done
+
+# The trained preset's networks on objects in scenes (fp32 under AVX2): vanilla (the selection's run without
+# augmentation, the preset's configuration: made once) and SSOD, and the vanilla network trained twice as long, its
+# plateau (records in figures/recipe_runs/).
+trained: data
+	$(RECIPE_TRAIN) --preset trained --alpha 0 --detectors msp --no-tune --augment none --out_dir runs/recipe/trained_noaug
+	$(RECIPE_TRAIN) --preset trained --alpha 1.5 --detectors msp,ssod --no-tune --out_dir runs/recipe/trained_ssod
+	$(RECIPE_TRAIN) --preset trained --alpha 0 --epochs 8 --detectors msp --no-tune --out_dir runs/recipe/plateau_ce
+	@mkdir -p figures/recipe_runs/trained_ce && cp runs/recipe/trained_noaug/record.json figures/recipe_runs/trained_ce/
+	@for r in trained_ssod plateau_ce; do mkdir -p figures/recipe_runs/$$r; \
+	  cp runs/recipe/$$r/record.json figures/recipe_runs/$$r/; done
+	$(BIN)/python -m ssod.results figures/recipe_runs/trained_ce figures/recipe_runs/trained_ssod figures/recipe_runs/plateau_ce
+
+# Every table and figure notebook at the trained preset (a classifier near its plateau; REPRO_PRESET=adamw_cosine gives
+# the first tables' recipe, whose records are committed) on both offline benchmarks; the main table (Table 2's protocol)
 # over 3 seeds (mean and std), the others one seed. Runs are shared through runs/store; every network in fp32, so the
 # tables' records, copied to figures/reproduce_runs/, serve every CPU: the tables regenerate from them without training.
+REPRO_PRESET ?= trained
 REPRO_BENCHMARKS ?= fmnist fmnist_scenes
 REPRO_SEEDS ?= [0, 1, 2]
 REPRO_OVERRIDES ?= {"precision": "fp32"}
@@ -96,11 +124,12 @@ reproduce: data
 	@mkdir -p runs/reproduce figures
 	@for b in $(REPRO_BENCHMARKS); do \
 	  echo "== $$b: table2_cifar10, seeds $(REPRO_SEEDS)"; \
-	  $(PAPERMILL) nbs/table2_cifar10.ipynb runs/reproduce/$${b}_table2_cifar10.ipynb -p benchmark $$b \
+	  $(PAPERMILL) nbs/table2_cifar10.ipynb runs/reproduce/$${b}_table2_cifar10.ipynb -p benchmark $$b -p preset $(REPRO_PRESET) \
 	    -y "seeds: $(REPRO_SEEDS)" -p overrides '$(REPRO_OVERRIDES)' -p archive True || exit 1; \
 	  for nb in $(REPRO_NBS); do \
 	    echo "== $$b: $$nb"; \
-	    $(PAPERMILL) nbs/$$nb.ipynb runs/reproduce/$${b}_$$nb.ipynb -p benchmark $$b -p overrides '$(REPRO_OVERRIDES)' \
+	    $(PAPERMILL) nbs/$$nb.ipynb runs/reproduce/$${b}_$$nb.ipynb -p benchmark $$b -p preset $(REPRO_PRESET) \
+	      -p overrides '$(REPRO_OVERRIDES)' \
 	      $$(case $$nb in table*) echo -p archive True;; esac) || exit 1; \
 	  done; \
 	done
@@ -111,7 +140,7 @@ reproduce: data
 BASELINES_BENCHMARK ?= fmnist_scenes
 baselines: data
 	@mkdir -p runs/reproduce figures
-	time $(PAPERMILL) nbs/baselines.ipynb runs/reproduce/baselines.ipynb -p benchmark $(BASELINES_BENCHMARK) \
+	time $(PAPERMILL) nbs/baselines.ipynb runs/reproduce/baselines.ipynb -p benchmark $(BASELINES_BENCHMARK) -p preset $(REPRO_PRESET) \
 	  -p overrides '$(REPRO_OVERRIDES)' -p archive True
 	@cat figures/baselines_$(BASELINES_BENCHMARK).md
 

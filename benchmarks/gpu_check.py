@@ -133,7 +133,7 @@ def synthetic_loader(trainer, n_batches, p, seed=0):
     ds = ImageSet(torch.randint(0, 256, (n, bench.in_channels, p["src"], p["src"]), dtype=torch.uint8, generator=g),
                   torch.randint(0, bench.num_classes, (n,), generator=g), "synthetic")
     tf = replace(BatchTransform.for_benchmark(bench, train=True, augment=cfg.augment, scale=(cfg.rrc_scale_min, 1.0),
-                                              hflip=cfg.hflip), size=p["size"])
+                                              hflip=cfg.hflip, max_shift=cfg.max_shift), size=p["size"])
     return make_loader(ds, cfg.batch_size, tf, shuffle=True, seed=0, drop_last=True, device=trainer.device)
 
 

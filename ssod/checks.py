@@ -16,7 +16,7 @@ from .manifest import read_json
 from .data import load_dataset
 from .benchmarks import Benchmark, check_images
 from .checkpoints import check_init
-from .backbones import is_factory_arch, factory_parts
+from .backbones import TORCHVISION, is_factory_arch, factory_parts, torchvision_parts
 from .backbones import pretrained_file
 from .methods import METHODS
 from .tuning import detector_class, detector_names
@@ -134,6 +134,8 @@ def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = N
               data=None) -> list:
     "Every check that can fail before training starts (`data`: your data sets, notebook 13); returns the detectors."
     dets, params = check_detectors(cfg, detectors, detector_params)
+    if cfg.arch.startswith(TORCHVISION):   # cut once now (no weights): a network ssod cannot cut fails before any work
+        torchvision_parts(cfg.arch, cfg.bench.num_classes)
     check_out_dir(cfg.out_dir)
     check_init(cfg)
     if cfg.pretrained and cfg.arch != "resnet18_cifar":   # (that one is never pretrained: its stem differs)

@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-features", action="store_true", help="keep the feature pass on disk under out_dir/features")
     for f in fields(TrainConfig):
         p.add_argument(f"--{f.name}", default=None, metavar=f.type.upper(),
-                       help=f"{f.metadata.get('help', '')} (default: the preset's, else {f.default!r})")
+                       help=f"{f.metadata.get('help', '')} (default: the preset's, else {f.default!r})".replace("%", "%%"))
     return p
 
 def main(argv=None):

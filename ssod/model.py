@@ -14,8 +14,8 @@ from .sampler import apply_per_block
 from .backbones import TORCHVISION, is_factory_arch, factory_parts, torchvision_parts, first_conv_to
 
 # %% auto #0
-__all__ = ['ARCHS', 'BasicBlock', 'SmallResNet', 'receptive_field', 'LogitDifference', 'make_ood_head', 'NetOutput', 'SSODNet',
-           'build_model']
+__all__ = ['SMALL_RESNETS', 'ARCHS', 'BasicBlock', 'SmallResNet', 'receptive_field', 'LogitDifference', 'make_ood_head',
+           'NetOutput', 'SSODNet', 'build_model']
 
 # %% ../nbs/02_model.ipynb #8e0a9932
 class BasicBlock(nn.Module):
@@ -34,15 +34,24 @@ class BasicBlock(nn.Module):
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 class SmallResNet(nn.Sequential):
-    "CPU-friendly ResNet trunk: 3x3 stem, one basic block per stage; returns the unpooled last feature map."
-    def __init__(self, in_channels: int = 1, widths=(16, 32, 64, 128), strides=(1, 2, 2, 1), kernels=(3, 3, 3, 3)):
-        layers = [nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
-        c = widths[0]
-        for w, s, k in zip(widths, strides, kernels):
-            layers.append(BasicBlock(c, w, s, k))
-            c = w
+    """CPU-friendly ResNet trunk: a 3x3 stem (at `stem_stride`), then `blocks[i]` basic blocks per stage; returns the
+    unpooled last feature map."""
+    def __init__(self, in_channels: int = 1, widths=(16, 32, 64, 128), strides=(1, 2, 2, 1), kernels=(3, 3, 3, 3),
+                 stem_stride: int = 1, stem_width: int | None = None, blocks=(1, 1, 1, 1)):
+        c = stem_width or widths[0]
+        layers = [nn.Conv2d(in_channels, c, 3, stem_stride, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+        for w, s, k, n in zip(widths, strides, kernels, blocks):
+            for i in range(n):
+                layers.append(BasicBlock(c, w, s if i == 0 else 1, k))
+                c = w
         super().__init__(*layers)
         self.out_channels = c
+
+# the small ResNets of the offline benchmarks, by name: SmallResNet's arguments
+SMALL_RESNETS = {"small_resnet": {}, "small_resnet_local": dict(kernels=(3, 3, 3, 1)),
+                 "small_resnet_wide": dict(widths=(32, 64, 128, 256)),
+                 "small_resnet_s2": dict(stem_stride=2, stem_width=24, widths=(32, 64, 128), strides=(1, 2, 2),
+                                         blocks=(1, 1, 2))}
 
 # %% ../nbs/02_model.ipynb #98e79719
 def receptive_field(trunk: SmallResNet) -> int:
@@ -123,8 +132,8 @@ class SSODNet(nn.Module):
         return Outputs(o.logits.float(), o.features.float(), o.id_logit.float(), labels)
 
 # %% ../nbs/02_model.ipynb #fda11c39
-ARCHS = ("small_resnet", "small_resnet_local", "small_resnet_wide", "resnet18", "resnet18_cifar", "resnet50", "densenet121",
-         "regnet_y_800mf", "mobilenet_v3_large", "mobilenet_v3_small")
+ARCHS = (*SMALL_RESNETS, "resnet18", "resnet18_cifar", "resnet50", "densenet121", "regnet_y_800mf", "mobilenet_v3_large",
+         "mobilenet_v3_small")
 
 def build_model(arch: str = "small_resnet", num_classes: int = 10, in_channels: int = 3, pretrained: bool = False,
                 ood_head: str = "mlp", freeze_backbone: bool = False, freeze_cls: bool = False,
@@ -139,12 +148,10 @@ def build_model(arch: str = "small_resnet", num_classes: int = 10, in_channels: 
                          f"not of {arch}")
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
-    if arch.startswith("small_resnet"):
+    if arch in SMALL_RESNETS:
         if pretrained:
             raise ValueError(f"{arch} has no pretrained weights")
-        widths = (32, 64, 128, 256) if arch == "small_resnet_wide" else (16, 32, 64, 128)
-        kernels = (3, 3, 3, 1) if arch == "small_resnet_local" else (3, 3, 3, 3)
-        trunk = SmallResNet(in_channels, widths, kernels=kernels)
+        trunk = SmallResNet(in_channels, **SMALL_RESNETS[arch])
         c, cls_head = trunk.out_channels, nn.Linear(trunk.out_channels, num_classes)
     elif is_factory_arch(arch):
         if pretrained:

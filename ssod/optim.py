@@ -23,9 +23,11 @@ def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
         return (step + 1) / warm
     if cfg.lr_schedule == "step":
         return cfg.lr_decay ** (step // (cfg.lr_step * steps_per_epoch))
+    t = min((step - warm) / max(1, total - warm), 1.0)   # share of the run after the warm-up
     if cfg.lr_schedule == "cosine":
-        t = (step - warm) / max(1, total - warm)
-        return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+        return 0.5 * (1 + math.cos(math.pi * t))
+    if cfg.lr_schedule == "linear":   # linear decay to zero: the fixed-budget schedule of Li et al. (ICLR 2020)
+        return 1.0 - t
     return 1.0
 
 # %% ../nbs/05a_optim.ipynb #17640cc0

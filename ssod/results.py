@@ -228,9 +228,13 @@ def main(argv=None):
     p.add_argument("records", nargs="+", help="record.json files or run folders")
     p.add_argument("--metrics", default="fpr95,auroc", help="comma-separated: " + ",".join(METRICS))
     a = p.parse_args(argv)
+    try:   # every record read before anything is printed: a wrong path is the user's mistake, said in one line
+        recs = [(path, read_record(path)) for path in a.records]
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     groups = {}
-    for path in a.records:
-        rec = read_record(path)
+    for path, rec in recs:
         label = Path(path).name if Path(path).is_dir() else Path(path).parent.name
         c, rt = rec["config"], rec.get("runtime", {})
         trained = c.get("benchmark")
@@ -253,4 +257,4 @@ def main(argv=None):
             print(compare_table(rows, tuple(a.metrics.split(","))).to_string())
 
 if __name__ == "__main__" and Path(sys.argv[0]).stem == "results":  # `python -m ssod.results`, not a notebook kernel
-    main()
+    sys.exit(main())

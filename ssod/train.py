@@ -74,7 +74,8 @@ def _data(self: Trainer):
         self.val_set = limit(load_dataset(self.bench.id_set, "val", root), self.cfg.limit_eval)
         size = self.cfg.image_size or self.bench.image_size
         tf = replace(BatchTransform.for_benchmark(self.bench, train=True, augment=self.cfg.augment,
-                                                  scale=(self.cfg.rrc_scale_min, 1.0), hflip=self.cfg.hflip), size=size)
+                                                  scale=(self.cfg.rrc_scale_min, 1.0), hflip=self.cfg.hflip,
+                                                  max_shift=self.cfg.max_shift), size=size)
         self.train_loader = make_loader(self.train_set, self.cfg.batch_size, tf, shuffle=True, seed=self.cfg.seed,
                                         drop_last=True, device=self.device, rank=self.rank, world_size=self.world_size,
                                         workers=self.cfg.workers, views=method_views(self.cfg.method))

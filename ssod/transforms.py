@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from .data import FolderSet, ImageSet
 
 # %% auto #0
-__all__ = ['rrc_params', 'crop_resize', 'to_device', 'normalise', 'BatchTransform', 'eval_ops', 'folder_transform',
-           'folder_to_float', 'to_image_set']
+__all__ = ['rrc_params', 'shift_params', 'crop_resize', 'to_device', 'normalise', 'BatchTransform', 'eval_ops',
+           'folder_transform', 'folder_to_float', 'to_image_set']
 
 # %% ../nbs/04h_transforms.ipynb #31aa2bca
 def rrc_params(n: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), generator=None, tries: int = 10):
@@ -33,15 +33,23 @@ def rrc_params(n: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), generator=None, 
     cy = h / 2 + torch.rand(n, generator=generator) * (1 - h)
     return w, h, cx, cy
 
-def crop_resize(x: torch.Tensor, size: int, w, h, cx, cy, flip=None) -> torch.Tensor:
-    "Crop boxes (fractions; centre cx, cy) from a float batch and resize them to size x size with one grid_sample."
+def shift_params(n: int, size: int, max_shift: int, generator=None):
+    """Whole-pixel translations of up to `max_shift` pixels each way, as crop boxes of the whole image (w = h = 1) whose
+    centre moves by the shift: (w, h, cx, cy), each shape n."""
+    d = torch.randint(-max_shift, max_shift + 1, (2, n), generator=generator).float()
+    one = torch.ones(n)
+    return one, one, 0.5 + d[0] / size, 0.5 + d[1] / size
+
+def crop_resize(x: torch.Tensor, size: int, w, h, cx, cy, flip=None, mode: str = "bilinear") -> torch.Tensor:
+    """Crop boxes (fractions; centre cx, cy) from a float batch and resize them to size x size with one grid_sample
+    (`mode="nearest"` for masks, so that a mask follows its image)."""
     n = x.shape[0]
     theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
     sx = w.to(x) if flip is None else torch.where(flip.to(x.device), -w.to(x), w.to(x))
     theta[:, 0, 0], theta[:, 0, 2] = sx, (2 * cx - 1).to(x)
     theta[:, 1, 1], theta[:, 1, 2] = h.to(x), (2 * cy - 1).to(x)
     grid = F.affine_grid(theta, (n, x.shape[1], size, size), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)
 
 # %% ../nbs/04h_transforms.ipynb #c0ff4120
 def to_device(t: torch.Tensor, device) -> torch.Tensor:
@@ -66,36 +74,47 @@ def normalise(x: torch.Tensor, mean: tuple, std: tuple) -> torch.Tensor:
 # %% ../nbs/04h_transforms.ipynb #6ffca022
 @dataclass
 class BatchTransform:
-    "uint8 batch -> normalised float batch at `size`, with RandomResizedCrop (and optional flip) when training."
+    """uint8 batch -> normalised float batch at `size`, when training with RandomResizedCrop (`rrc`) or whole-pixel
+    translations of up to `max_shift` pixels (`shift`), and optional flips."""
     mean: tuple
     std: tuple
     size: int
     train: bool = False
-    augment: str = "rrc"          # 'rrc' (paper) | 'none'
+    augment: str = "rrc"          # 'rrc' (paper) | 'shift' | 'none'
     scale: tuple = (0.08, 1.0)
     hflip: bool = False
+    max_shift: int = 4
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None, rows=None, n: int | None = None):
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None, rows=None, n: int | None = None,
+                 masks: torch.Tensor | None = None):
         """Transform a uint8 batch. `rows`/`n`: `x` holds rows `rows` of a batch of `n` images; the random draws are made
-        for all `n`, so a rank that transforms its slice gets what one process would have given those images."""
+        for all `n`, so a rank that transforms its slice gets what one process would have given those images. `masks`
+        (N x H x W object masks): moved with their images, and (images, masks) returned."""
         x = x.float().div_(255)
         n = x.shape[0] if n is None else n
         pick = (lambda t: t) if rows is None else (lambda t: t[..., torch.as_tensor(rows)])
         # the random draws are made on the host (its generator), then sent in one queued copy: the host never waits
         send = lambda t: to_device(pick(t), x.device)
-        if self.train and self.augment == "rrc":
-            box = torch.stack(rrc_params(n, self.scale, generator=generator))             # w, h, cx, cy
+        m = None if masks is None else masks[:, None].float()
+        if self.train and self.augment in ("rrc", "shift"):
+            box = torch.stack(rrc_params(n, self.scale, generator=generator) if self.augment == "rrc"
+                              else shift_params(n, x.shape[-1], self.max_shift, generator))   # w, h, cx, cy
             if self.hflip:
                 box = torch.cat([box, (torch.rand(n, generator=generator) < 0.5).float()[None]])
             box = send(box)
-            x = crop_resize(x, self.size, *box[:4], box[4] > 0.5 if self.hflip else None)
+            flip = box[4] > 0.5 if self.hflip else None
+            x = crop_resize(x, self.size, *box[:4], flip)
+            m = None if m is None else crop_resize(m, self.size, *box[:4], flip, mode="nearest")
         else:
             if self.train and self.hflip:
-                flip = send(torch.rand(n, generator=generator) < 0.5)
-                x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+                flip = send(torch.rand(n, generator=generator) < 0.5)[:, None, None, None]
+                x = torch.where(flip, x.flip(-1), x)
+                m = None if m is None else torch.where(flip, m.flip(-1), m)
             if x.shape[-1] != self.size or x.shape[-2] != self.size:
                 x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
-        return normalise(x, self.mean, self.std)
+                m = None if m is None else F.interpolate(m, size=(self.size, self.size), mode="nearest")
+        x = normalise(x, self.mean, self.std)
+        return x if masks is None else (x, m[:, 0].to(masks.dtype))
 
     @classmethod
     def for_benchmark(cls, bench, train=False, **kw) -> "BatchTransform":
@@ -117,6 +136,8 @@ def folder_transform(t: "BatchTransform", to_float: bool = True):
         ops = [v2.RandomResizedCrop(t.size, scale=t.scale, antialias=True)]
     else:
         ops = eval_ops(t.size)
+        if t.train and t.augment == "shift":   # edge padding and a random crop: whole-pixel shifts, borders repeated
+            ops.append(v2.RandomCrop(t.size, padding=t.max_shift, padding_mode="edge"))
     if t.train and t.hflip:
         ops.append(v2.RandomHorizontalFlip())
     last = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(t.mean, t.std)] if to_float else []

@@ -54,3 +54,23 @@ def test_corrupted_checkpoint(tmp_path, data_root):
     torch.save({"weights": torch.zeros(3)}, last)
     with pytest.raises(CheckpointError, match="not an ssod checkpoint"):
         load_checkpoint(last)
+
+
+@pytest.mark.parametrize("command", [["-m", "ssod.experiment"], ["-m", "ssod.results"],
+                                     ["benchmarks/time_to_accuracy.py"], ["benchmarks/step_overhead.py"]])
+def test_entry_points_print_their_help(command, repo_root):
+    r = subprocess.run([sys.executable, *command, "--help"], capture_output=True, text=True, cwd=repo_root)
+    assert r.returncode == 0 and "usage:" in r.stdout and not r.stderr.strip(), r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-m", "ssod.results", "runs/no_such_run"], "no run record at runs/no_such_run"),
+    (["-m", "ssod.experiment", "--arch", "torchvision:vit_b_16", "--benchmark", "fmnist"],
+     "has no global average pool"),
+    (["benchmarks/time_to_accuracy.py", "--recipes", "demo[lr]"], "lr has no value"),
+])
+def test_user_mistakes_exit_2_without_a_traceback(args, message, repo_root, tmp_path):
+    out = ["--out_dir", str(tmp_path / "x")] if "ssod.experiment" in args else []
+    r = subprocess.run([sys.executable, *args, *out], capture_output=True, text=True, cwd=repo_root)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path / "x").exists()

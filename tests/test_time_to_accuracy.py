@@ -1,0 +1,30 @@
+"""benchmarks/time_to_accuracy.py end to end on a tiny budget: a curve per recipe and ISA, the table and the figure."""
+import json
+import subprocess
+import sys
+
+
+def test_curves_table_and_figure(tmp_path, repo_root, data_root):
+    out = tmp_path / "tta"
+    recipes = ("demo[limit_train=512,limit_eval=500,batch_size=128],"
+               "demo[limit_train=512,limit_eval=500,lr_schedule=cosine]")
+    r = subprocess.run([sys.executable, "benchmarks/time_to_accuracy.py", "--isa", "avx2", "--benchmark", "fmnist",
+                        "--recipes", recipes, "--every", "0.5", "--out", str(out)],
+                       cwd=repo_root, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert [x["recipe"] for x in saved["results"]] == recipes.replace("],", "]\n").split("\n")
+    for res in saved["results"]:
+        assert res["isa"] == "avx2" and res["onednn_max_isa"] == "AVX2" and res["precision"] == "fp32"
+        assert res["val_images"] == 500 and res["benchmark"] == "fmnist"
+        points = res["points"]
+        assert points[0][:2] == [0.0, 0] and points[-1][1] == 4 * 128   # 512 images, batch 128, one epoch
+        assert all(b[0] >= a[0] and b[1] > a[1] for a, b in zip(points, points[1:]))
+        assert all(0 <= acc <= 100 for _, _, acc in points)
+    table = out.with_suffix(".md").read_text()
+    assert "demo[limit_train=512,limit_eval=500,lr_schedule=cosine]" in table
+    assert "s to 88%" in table and "--every 0.5" in table
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    again = subprocess.run([sys.executable, "benchmarks/time_to_accuracy.py", "--plot-only", "--out", str(out)],
+                           cwd=repo_root, capture_output=True, text=True)
+    assert again.returncode == 0 and out.with_suffix(".md").read_text() == table, again.stderr[-2000:]
