@@ -44,7 +44,6 @@ import time
 import traceback
 import warnings
 from contextlib import nullcontext
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,15 +124,14 @@ def synthetic_loader(trainer, n_batches, p, seed=0):
     "The trainer's own loader (`make_loader`, as `Trainer._data` makes it) over random CIFAR-sized uint8 images."
     import torch
     from ssod.data import ImageSet
-    from ssod.transforms import BatchTransform
     from ssod.loaders import make_loader
+    from ssod.train import train_transform
     cfg, bench = trainer.cfg, trainer.bench
     g = torch.Generator().manual_seed(seed)
     n = n_batches * cfg.batch_size
     ds = ImageSet(torch.randint(0, 256, (n, bench.in_channels, p["src"], p["src"]), dtype=torch.uint8, generator=g),
                   torch.randint(0, bench.num_classes, (n,), generator=g), "synthetic")
-    tf = replace(BatchTransform.for_benchmark(bench, train=True, augment=cfg.augment, scale=(cfg.rrc_scale_min, 1.0),
-                                              hflip=cfg.hflip, max_shift=cfg.max_shift), size=p["size"])
+    tf = train_transform(cfg, bench, p["size"])
     return make_loader(ds, cfg.batch_size, tf, shuffle=True, seed=0, drop_last=True, device=trainer.device)
 
 

@@ -71,12 +71,10 @@ def curve(recipe: str, benchmark: str, precision: str, every: float, threads: in
     tr = Trainer(cfg, log=lambda *_: None, progress=False).setup()
     val_acc = lambda: 100 * accuracy(predict(tr.model, tr.val_set, tr.eval_tf, tr.eval_batch_size, tr.device,
                                              tr.precision, cfg.channels_last))
-    g = torch.Generator().manual_seed(cfg.seed)
     points, seconds, images, next_eval = [(0.0, 0, val_acc())], 0.0, 0, every
-    tr.model.train()
     for epoch in range(cfg.epochs):
-        tr.train_loader.set_epoch(epoch)
-        for x, y in tr.train_loader:
+        tr.epoch = epoch
+        for x, y, g in tr.epoch_batches():   # the trainer's own batches and random draws, as in `fit`
             t0 = time.perf_counter()
             loss, _ = tr.train_step(x, y, g)
             loss.item()   # the step is finished when the clock stops

@@ -10,6 +10,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import torch
+
 from .config import TrainConfig
 from .files import DataNotFound
 from .manifest import read_json
@@ -134,8 +136,9 @@ def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = N
               data=None) -> list:
     "Every check that can fail before training starts (`data`: your data sets, notebook 13); returns the detectors."
     dets, params = check_detectors(cfg, detectors, detector_params)
-    if cfg.arch.startswith(TORCHVISION):   # cut once now (no weights): a network ssod cannot cut fails before any work
-        torchvision_parts(cfg.arch, cfg.bench.num_classes)
+    if cfg.arch.startswith(TORCHVISION):   # cut now, on the meta device (no memory, no initialisation): a network
+        with torch.device("meta"):       # ssod cannot cut fails before any work
+            torchvision_parts(cfg.arch, cfg.bench.num_classes)
     check_out_dir(cfg.out_dir)
     check_init(cfg)
     if cfg.pretrained and cfg.arch != "resnet18_cifar":   # (that one is never pretrained: its stem differs)

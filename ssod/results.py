@@ -241,11 +241,16 @@ def main(argv=None):
         on = f" evaluated on {c['eval_benchmark']}" if c.get("eval_benchmark", trained) != trained else ""
         print(f"{label}: {trained}{on}, alpha={c.get('alpha')} arch={c.get('arch')} epochs={c.get('epochs')} ID acc "
               f"{rec['id_acc']:.2f}% train {rec['timing'].get('train_s', 0):.0f}s eval {rec['timing'].get('eval_s', 0):.0f}s "
-              f"{rt.get('precision', c.get('precision'))} on {rt.get('device_name', c.get('device_name', '?'))} "
-              f"[{c.get('code_version', '?')}]")
+              f"{rt.get('precision', c.get('precision'))} on {rt.get('device_name', c.get('device_name', '?'))}"
+              + (f", oneDNN {rt['onednn_max_cpu_isa']}" if rt.get("onednn_max_cpu_isa") else "")
+              + f" [{c.get('code_version', '?')}]")
         warning = fixture_warning(rec.get("data", {}).get("fixtures"))
         if warning:
             print(f"  {warning}")
+        hist = rec.get("train", {}).get("history", [])
+        if hist:
+            print("  ID validation accuracy by epoch: " + ", ".join(f"{100 * h['val_acc']:.2f}" for h in hist)
+                  + f" (selected: epoch {(rec['train'].get('best') or {}).get('epoch', len(hist))})")
         diag = sampler_summary(rec)
         if diag:
             print(f"  {diag}")

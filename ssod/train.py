@@ -29,7 +29,7 @@ from .checkpoints import CheckpointError, check_init, load_checkpoint, resume_di
 
 
 # %% auto #0
-__all__ = ['SAMPLER_CHECK_IMAGES', 'patch', 'Trainer']
+__all__ = ['SAMPLER_CHECK_IMAGES', 'patch', 'Trainer', 'train_transform']
 
 # %% ../nbs/05_train.ipynb #ec1fe0e3
 def patch(f):
@@ -62,6 +62,11 @@ class Trainer:
         self.history, self.best, self.epoch = [], None, 0
 
 # %% ../nbs/05_train.ipynb #4706a4a7
+def train_transform(cfg: TrainConfig, bench, size: int) -> BatchTransform:
+    "The training transform `cfg` asks for on `bench`'s images at `size` (crops or translations, flips)."
+    return replace(BatchTransform.for_benchmark(bench, train=True, augment=cfg.augment, scale=(cfg.rrc_scale_min, 1.0),
+                                                hflip=cfg.hflip, max_shift=cfg.max_shift), size=size)
+
 @patch
 def _data(self: Trainer):
     if self.data is not None:   # your Datasets: loaders with this run's batch size, seed and processes (notebook 13)
@@ -73,10 +78,7 @@ def _data(self: Trainer):
         self.train_set = limit(load_dataset(self.bench.id_set, "train", root), self.cfg.limit_train)
         self.val_set = limit(load_dataset(self.bench.id_set, "val", root), self.cfg.limit_eval)
         size = self.cfg.image_size or self.bench.image_size
-        tf = replace(BatchTransform.for_benchmark(self.bench, train=True, augment=self.cfg.augment,
-                                                  scale=(self.cfg.rrc_scale_min, 1.0), hflip=self.cfg.hflip,
-                                                  max_shift=self.cfg.max_shift), size=size)
-        self.train_loader = make_loader(self.train_set, self.cfg.batch_size, tf, shuffle=True, seed=self.cfg.seed,
+        self.train_loader = make_loader(self.train_set, self.cfg.batch_size, train_transform(self.cfg, self.bench, size), shuffle=True, seed=self.cfg.seed,
                                         drop_last=True, device=self.device, rank=self.rank, world_size=self.world_size,
                                         workers=self.cfg.workers, views=method_views(self.cfg.method))
         self.eval_tf = eval_transform(self.bench, size)
@@ -211,15 +213,21 @@ def _check_loss(self: Trainer, log: StepStats) -> float:
     return loss
 
 @patch
-def train_epoch(self: Trainer) -> dict:
-    "One pass over the training split; the mean of every logged statistic over the epoch's steps (of all processes)."
+def epoch_batches(self: Trainer):
+    "This epoch's batches, each with the seeded generator of the epoch's random draws: (x, y, generator)."
     self.model.train()
     self.train_loader.set_epoch(self.epoch)
     g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch + 13)
+    for x, y in self.train_loader:
+        yield x, y, g
+
+@patch
+def train_epoch(self: Trainer) -> dict:
+    "One pass over the training split; the mean of every logged statistic over the epoch's steps (of all processes)."
     log, steps = StepStats(self.device), len(self.train_loader)
-    bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False,
+    bar = tqdm(self.epoch_batches(), total=steps, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", leave=False,
                disable=not self.progress or self.rank != 0, mininterval=2.0)
-    for i, (x, y) in enumerate(bar, 1):
+    for i, (x, y, g) in enumerate(bar, 1):
         log.add(*self.train_step(x, y, g))
         if i % CHECK_EVERY == 0 or i == steps:
             bar.set_postfix(loss=f"{self._check_loss(log):.3f}", refresh=False)

@@ -58,14 +58,16 @@ def test_shifted_image_keeps_its_mask_in_step(hflip):
     obj = out[:, 0] > 200 / 255
     assert torch.equal(obj, moved.bool()), "the object's pixels and its mask went different ways"
     assert torch.equal(moved.sum((1, 2)), masks.sum((1, 2))), "the object left the frame or changed size"
-    # the whole-pixel shift drawn for each image, undone, gives back the original (interior; the border is repeated)
-    _, _, cx, cy = shift_params(6, 20, 3, torch.Generator().manual_seed(5))
+    # the draws the transform made (shifts, then flips, from one generator): each image is its original, moved and
+    # flipped by them (interior; the border is repeated)
+    g = torch.Generator().manual_seed(5)
+    _, _, cx, cy = shift_params(6, 20, 3, g)
+    flips = torch.rand(6, generator=g) < 0.5 if hflip else torch.zeros(6, dtype=torch.bool)
+    assert not hflip or 0 < flips.sum() < 6, "the case should hold flipped and unflipped images"
     for i in range(6):
         dx, dy = round((cx[i].item() - 0.5) * 20), round((cy[i].item() - 0.5) * 20)
         src = x[i, 0].float() / 255
-        expect = src.roll((-dy, -dx), (0, 1))
-        if hflip and not torch.equal(obj[i], masks[i].roll((-dy, -dx), (0, 1)).bool()):
-            expect = src.flip(-1).roll((-dy, dx), (0, 1))
+        expect = src.flip(-1).roll((-dy, dx), (0, 1)) if flips[i] else src.roll((-dy, -dx), (0, 1))
         assert torch.allclose(out[i, 0, 3:-3, 3:-3], expect[3:-3, 3:-3], atol=1e-5)
 
 
