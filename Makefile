@@ -63,23 +63,23 @@ study: data-study
 # from it for one epoch (records in figures/study_runs/selection/).
 PLATEAU := runs/selection/plateau_rho0.8
 study-plateau: data-study
-	$(BIN)/ssod-train --preset study --benchmark scenes_rho0.8 --alpha 0 --limit_train 0 --epochs 3 --detectors msp \
-	  --no-tune --out_dir $(PLATEAU)
+	$(BIN)/ssod-train --preset study --benchmark scenes_rho0.8 --alpha 0 --limit-train 0 --epochs 3 --detectors msp \
+	  --no-tune --out-dir $(PLATEAU)
 	$(PAPERMILL) nbs/evaluate.ipynb runs/selection/plateau_eval.ipynb -p checkpoint $(PLATEAU) \
 	  -p out_dir $(PLATEAU)/eval/baselines -p detectors msp,odin,energy,mahalanobis,knn,react
-	$(BIN)/ssod-train --preset study --benchmark scenes_rho0.8 --alpha 1.5 --limit_train 0 --epochs 1 \
-	  --init_from $(PLATEAU) --detectors msp,ssod,ssod_posterior --out_dir $(PLATEAU)_ssod_finetuned
+	$(BIN)/ssod-train --preset study --benchmark scenes_rho0.8 --alpha 1.5 --limit-train 0 --epochs 1 \
+	  --init-from $(PLATEAU) --detectors msp,ssod,ssod_posterior --out-dir $(PLATEAU)_ssod_finetuned
 	@for r in $(PLATEAU)/record.json $(PLATEAU)/eval/baselines/record.json $(PLATEAU)_ssod_finetuned/record.json; do \
 	  mkdir -p figures/study_runs/selection/$$(dirname $${r#runs/selection/}); \
 	  cp $$r figures/study_runs/selection/$${r#runs/selection/}; done
 
 # The study's backbone, chosen on ID validation data before it: small_resnet vs small_resnet_local at rho = 0.8, vanilla
 # networks trained for about the same time (records in figures/study_runs/selection/).
-STUDY_SELECT := --preset adamw_cosine --benchmark scenes_rho0.8 --alpha 0 --epochs 2 --limit_eval 1000 --limit_tune 1000 \
+STUDY_SELECT := --preset adamw_cosine --benchmark scenes_rho0.8 --alpha 0 --epochs 2 --limit-eval 1000 --limit-tune 1000 \
                 --precision fp32 --detectors msp --no-tune
 study-selection: data-study
 	@for spec in "small_resnet 15000" "small_resnet_local 20000"; do set -- $$spec; \
-	  $(BIN)/ssod-train $(STUDY_SELECT) --arch $$1 --limit_train $$2 --out_dir runs/selection/arch_$$1 || exit 1; \
+	  $(BIN)/ssod-train $(STUDY_SELECT) --arch $$1 --limit-train $$2 --out-dir runs/selection/arch_$$1 || exit 1; \
 	  mkdir -p figures/study_runs/selection/arch_$$1; \
 	  cp runs/selection/arch_$$1/record.json figures/study_runs/selection/arch_$$1/; done
 
@@ -93,7 +93,7 @@ recipe: data
 	  --recipes "adamw_cosine,demo,trained,demo[arch=small_resnet],demo[lr=0.003]"
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa native --recipes "adamw_cosine,demo" --append
 	@for spec in "noaug --augment none" "shift_flip --augment shift --hflip true"; do set -- $$spec; name=$$1; shift; \
-	  $(RECIPE_TRAIN) --preset trained --alpha 0 --detectors msp --no-tune "$$@" --out_dir runs/recipe/trained_$$name \
+	  $(RECIPE_TRAIN) --preset trained --alpha 0 --detectors msp --no-tune "$$@" --out-dir runs/recipe/trained_$$name \
 	    || exit 1; \
 	  mkdir -p figures/recipe_runs/selection/trained_$$name; \
 	  cp runs/recipe/trained_$$name/record.json figures/recipe_runs/selection/trained_$$name/; done
@@ -102,9 +102,9 @@ recipe: data
 # augmentation, the preset's configuration: made once) and SSOD, and the vanilla network trained twice as long, its
 # plateau (records in figures/recipe_runs/).
 trained: data
-	$(RECIPE_TRAIN) --preset trained --alpha 0 --detectors msp --no-tune --augment none --out_dir runs/recipe/trained_noaug
-	$(RECIPE_TRAIN) --preset trained --alpha 1.5 --detectors msp,ssod --no-tune --out_dir runs/recipe/trained_ssod
-	$(RECIPE_TRAIN) --preset trained --alpha 0 --epochs 8 --detectors msp --no-tune --out_dir runs/recipe/plateau_ce
+	$(RECIPE_TRAIN) --preset trained --alpha 0 --detectors msp --no-tune --augment none --out-dir runs/recipe/trained_noaug
+	$(RECIPE_TRAIN) --preset trained --alpha 1.5 --detectors msp,ssod --no-tune --out-dir runs/recipe/trained_ssod
+	$(RECIPE_TRAIN) --preset trained --alpha 0 --epochs 8 --detectors msp --no-tune --out-dir runs/recipe/plateau_ce
 	@mkdir -p figures/recipe_runs/trained_ce && cp runs/recipe/trained_noaug/record.json figures/recipe_runs/trained_ce/
 	@for r in trained_ssod plateau_ce; do mkdir -p figures/recipe_runs/$$r; \
 	  cp runs/recipe/$$r/record.json figures/recipe_runs/$$r/; done

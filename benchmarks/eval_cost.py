@@ -38,7 +38,7 @@ def main():
     p.add_argument("--benchmark", default="fmnist")
     p.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
-    p.add_argument("--channels_last", type=int, default=1)
+    p.add_argument("--channels-last", type=int, default=1)
     p.add_argument("--repeats", type=int, default=2, help="alternate the two measurements this many times, keep the best")
     p.add_argument("--skip", default="", help="comma-separated detectors to leave out, e.g. knn")
     a = p.parse_args()

@@ -5,7 +5,9 @@
 
 Every part runs in a process of its own (forked from this one, which has imported torch and the library but never
 touches CUDA) with its own time limit: a part that fails, crashes or runs out of time is recorded with its error or what
-it measured so far, and the next part starts. OUT/gpu_check.json and OUT/gpu_check.md are rewritten after every part.
+it measured so far, and the next part starts. OUT/gpu_check.json and OUT/gpu_check.md are rewritten after every part,
+and they are all OUT holds: the parts write their files (fixtures, runs, checkpoints, JPEGs, logs) into --work, by
+default a new temporary folder, so the report folder stays two small files to send back.
 Nothing on the way needs the internet or a development package (fastcore, faiss, nbdev, papermill): the library's
 runtime dependencies and torch/torchvision suffice, the CIFAR-10 stand-ins are written by `data_scripts.fixtures`.
 
@@ -279,12 +281,12 @@ def part_c(r: Part, p: dict, out: Path):
         tr.train_step(x, y, g)
     _sync(dev)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
-    t0 = time.perf_counter()
     with profile(activities=acts) as prof:
+        t0 = time.perf_counter()   # the steps alone: the profiler's own start and stop are not the device's idle time
         for x, y in batches[3:]:
             tr.train_step(x, y, g)
         _sync(dev)
-    wall_us = (time.perf_counter() - t0) * 1e6
+        wall_us = (time.perf_counter() - t0) * 1e6
     on_gpu = dev.type == "cuda"
     key = "self_device_time_total" if on_gpu else "self_cpu_time_total"
     avgs = [e for e in prof.key_averages() if getattr(e, key, 0) > 0]
@@ -293,17 +295,18 @@ def part_c(r: Part, p: dict, out: Path):
     r.add("steps", p["profile_steps"])
     r.add("top", [{"name": e.key[:90], "ms": round(getattr(e, key) / 1e3, 3), "calls": e.count,
                    "share": round(getattr(e, key) / total, 3)} for e in top])
-    if on_gpu:   # the union of kernel intervals against the wall time of the steps
-        spans = sorted((e.time_range.start, e.time_range.end) for e in prof.events()
-                       if e.device_type == torch.autograd.DeviceType.CUDA)
-        busy, end = 0.0, float("-inf")
-        for s, e in spans:
-            if e > end:
-                busy += e - max(s, end)
-                end = e
-        r.add("gpu_busy_ms", round(busy / 1e3, 3))
-        r.add("wall_ms", round(wall_us / 1e3, 3))
-        r.add("gpu_idle_share", round(max(0.0, 1 - busy / wall_us), 3))
+    # the union of the device's intervals (kernels on a GPU, operators on a CPU) against the wall time of the steps
+    kind = torch.autograd.DeviceType.CUDA if on_gpu else torch.autograd.DeviceType.CPU
+    spans = sorted((e.time_range.start, e.time_range.end) for e in prof.events() if e.device_type == kind)
+    busy, end = 0.0, float("-inf")
+    for s, e in spans:
+        if e > end:
+            busy += e - max(s, end)
+            end = e
+    r.add("busy_ms", round(busy / 1e3, 3))
+    r.add("wall_ms", round(wall_us / 1e3, 3))
+    r.add("idle_share", round(max(0.0, 1 - busy / wall_us), 3))
+    if on_gpu:
         r.add("host_waits", {e.key: e.count for e in prof.key_averages()
                              if e.key in ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaMemcpy",
                                           "cudaEventSynchronize")})
@@ -417,10 +420,11 @@ def _fixtures(out: Path) -> Path:
 
 def paper_run(r: Part, p: dict, out: Path, launcher: list, name: str, limit_s: float):
     "The paper preset for one epoch on the CIFAR-10 fixtures with every detector, by the command line."
+    deadline = time.time() + limit_s - 15   # from this part's start: writing the fixtures counts
     data = _fixtures(out)
     run_dir = out / f"run_{name}"
     args = ["--preset", "paper", "--benchmark", "cifar10", "--epochs", "1", "--device", p["device"],
-            "--data_root", str(data), "--out_dir", str(run_dir), "--resume=false"]
+            "--data-root", str(data), "--out-dir", str(run_dir), "--resume=false"]
     args += [f"--{k}={v}" for k, v in p["run"].items()]
     cmd = launcher + ["-m", "ssod.experiment"] + args
     env = {**os.environ, **({"OMP_NUM_THREADS": "1"} if p["device"] == "cpu" else {})}
@@ -430,15 +434,17 @@ def paper_run(r: Part, p: dict, out: Path, launcher: list, name: str, limit_s: f
     with open(log, "w") as f:   # its own session: on a timeout this part stops it (torchrun stops its workers)
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True)
         try:
-            proc.wait(timeout=max(5, limit_s - 15))
+            proc.wait(timeout=max(1, deadline - time.time()))
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-            raise TimeoutError(f"{name} ran past {limit_s - 15:.0f} s; its log: {log}")
+            raise TimeoutError(f"{name} ran past {limit_s - 15:.0f} s; the end of its log: "
+                               + log.read_text()[-1500:])
     text = log.read_text()
+    r.add("log_tail", text[-3000:])   # the log stays in the work folder; the report carries its end
     r.add("wall_s", round(time.time() - t0, 1))
     r.add("returncode", proc.returncode)
     r.add("evaluations", text.count("evaluating "))   # rank 0 alone evaluates
@@ -505,6 +511,7 @@ def summary(parts: dict) -> dict:
     s["ssod_syncs_per_step"] = a.get("syncs_per_step")
     s["ssod_host_reads_per_step"] = a.get("host_reads_per_step")
     s["compile_speedup"] = res("E").get("speedup")
+    s["idle_share_in_profile"] = res("C").get("idle_share")
     for g in ("G1", "G2"):
         s[f"paper_preset_epoch_s_{g}"] = (res(g).get("record") or {}).get("epoch_s")
     return s
@@ -574,7 +581,9 @@ def run_part(name: str, p: dict, out: Path, limit_s: float) -> dict:
 
 def main(argv=None):
     a = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    a.add_argument("--out", default="gpu_check", help="output folder")
+    a.add_argument("--out", default="gpu_check", help="the report's folder: gpu_check.json and gpu_check.md, nothing else")
+    a.add_argument("--work", default=None, help="the parts' files (fixtures, runs, checkpoints, images, logs); default: "
+                   "a new temporary folder, outside --out")
     a.add_argument("--cpu-smoke", action="store_true", help="run the same code on the CPU with tiny sizes")
     a.add_argument("--parts", default=",".join(n for n, *_ in PARTS), help="comma-separated parts to run")
     a.add_argument("--budget-s", type=float, default=None, help="start no part after this many seconds in all")
@@ -592,8 +601,12 @@ def main(argv=None):
     unknown = set(chosen) - set(limits)
     if unknown:
         a.error(f"--parts: unknown {sorted(unknown)}; parts: {', '.join(limits)}")
-    out = Path(args.out)
+    out = Path(args.out).resolve()
+    work = Path(args.work).resolve() if args.work else Path(tempfile.mkdtemp(prefix="gpu_check_work_"))
+    if work == out or out in work.parents:
+        a.error(f"--work {work} must be outside --out {out}: the report folder holds the report alone")
     out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     import torch   # here and in the library (imported once, shared by the forked parts); CUDA is left to the parts
     try:
@@ -605,6 +618,7 @@ def main(argv=None):
     rep = {"command": "python benchmarks/gpu_check.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "cpu_smoke": args.cpu_smoke, "device_name": None, "torch": torch.__version__, "cuda": torch.version.cuda,
            "library_import": library, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "budget_s": budget,
+           "work": str(work),
            "sizes": {k: v for k, v in p.items() if k not in ("budget_s", "skip")}, "parts": {}, "summary": {}, "total_s": 0.0}
     for name, what, *_ in PARTS:
         if name not in chosen:
@@ -614,7 +628,7 @@ def main(argv=None):
             rep["parts"][name] = {"status": "skipped", "error": f"the budget of {budget:.0f} s is spent", "result": {}}
         else:
             print(f"gpu_check: part {name} ({what}), limit {min(limits[name], left):.0f} s", flush=True)
-            rep["parts"][name] = run_part(name, p, out, min(limits[name], left))
+            rep["parts"][name] = run_part(name, p, work, min(limits[name], left))
             rep["device_name"] = rep["device_name"] or rep["parts"][name]["result"].get("device_name")
         rep["summary"], rep["total_s"] = summary(rep["parts"]), round(time.time() - t0, 1)
         write_report(rep, out)

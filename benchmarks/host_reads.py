@@ -6,8 +6,8 @@
 
 Counted: the aten operations whose result size or value the host must know (`.item()`, `bool()`, `float()` of a tensor,
 `nonzero`, `masked_select`, boolean-mask indexing and assignment, `unique`, `bincount`, `repeat_interleave` without an
-output size), copies from a device to the CPU, and calls of `.tolist()`, `.numpy()` and `.cpu()` (no aten operation on a
-CPU tensor, so they are counted by name). This works on the CPU, where nothing waits: it finds in a CPU test the reads
+output size), copies from a device to the CPU, and calls of `.tolist()`, `.numpy()` and `.cpu()` on CPU tensors (no aten
+operation there, so they are counted by name; on a device they are counted once, as their copy). This works on the CPU, where nothing waits: it finds in a CPU test the reads
 that would stall a GPU. Not counted (listed apart in `skipped`): reads inside `torch.optim`, whose non-fused optimisers
 keep their step counters as CPU tensors by design (the trainer uses fused AdamW on GPUs, which reads none). Blocking
 host-to-device copies also stall a GPU but cannot be seen on a CPU: `benchmarks/gpu_check.py` counts them on the GPU
@@ -74,7 +74,8 @@ class HostReads(TorchDispatchMode):
             self._patched[name] = original
 
             def counted(t, *a, _name=name, _original=original, **k):
-                self._record(f".{_name}()")
+                if t.device.type == "cpu":   # on a device the copy it makes is counted once, as a copy to the CPU
+                    self._record(f".{_name}()")
                 return _original(t, *a, **k)
             setattr(torch.Tensor, name, counted)
         return super().__enter__()

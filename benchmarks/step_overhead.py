@@ -38,7 +38,7 @@ def main():
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto: what training would use on this machine (ssod.runtime.resolve_precision)")
-    p.add_argument("--channels_last", type=int, default=1)
+    p.add_argument("--channels-last", type=int, default=1)
     p.add_argument("--compile", type=int, default=0)
     a = p.parse_args()
 

@@ -1,7 +1,7 @@
 """SSOD training throughput (images/s) and peak memory, per architecture, precision and memory format.
 
     python benchmarks/throughput.py                       # CPU: offline model @28, ResNet-18/50 @224 (few steps)
-    python benchmarks/throughput.py --device cuda --batch 256 --steps 30 --compile 1
+    python3 benchmarks/throughput.py --device cuda --archs resnet18 --precisions bf16 --batch 256 --steps 30
 
 Each configuration runs in its own process (so peak memory is its own): a full SSOD training step (alpha = 1.5, Eq. 7
 sampling, LWB) including the device-side input pipeline: uint8 images at their stored size (28x28 for the offline model,

@@ -12,6 +12,8 @@ What is written, and which real code then reads it:
 - LSUN, iSUN: folders of 32x32 images as the archives hold them; Places365: 256x256 `Places365_test_*.jpg`; DTD:
   `dtd/images/<47 classes>/*.jpg` of varied sizes; converted by the sets' own code (`archives.convert_folder32`,
   `dtd.convert`) into ROOT/ood32/<set>.pt, and DTD installed as ROOT/imagenet_ood/textures_imagenet/.
+- OpenOOD v1.5 (CIFAR-10): its distributed files, `benchmark_imglist.zip` and one zip of PNGs per source set, written to
+  ROOT/downloads/ and prepared by `openood.prepare` (lists, archives, sha256 pins, 32x32 conversion) into ROOT/openood32/.
 - ImageNet: an ILSVRC2012-style tree, train/ and val/ with the 1,000 WordNet-id class folders, checked and linked as
   ROOT/imagenet by `imagenet.prepare(imagenet_dir=...)`, as a user's copy is; the MOS class groups through
   `mos_groups.write_groups` from a list file in the MOS format; iNaturalist, SUN and Places folders with the
@@ -169,10 +171,52 @@ def imagenet_sets(root, log=print):
         imagenet_ood.install(name, root, staging, SIZES["imagenet_ood"], log, fixture=True)
 
 
-BENCHMARKS = {"cifar10": (cifar10, svhn_set, folder32_sets, dtd_sets), "imagenet": (imagenet_sets,)}
 
 
-def prepare(root, cache=None, source="auto", log=print, benchmarks=tuple(BENCHMARKS)):
+def openood_sets(root, log=print):
+    """OpenOOD v1.5's CIFAR-10 benchmark in its distributed form: a benchmark_imglist.zip with the lists and one zip of
+    PNGs per source set in ROOT/downloads/, prepared by `openood.prepare` against pins computed here."""
+    import zipfile
+    from ssod.manifest import file_digest
+    from . import openood
+    downloads = root / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    sizes = {"train_cifar10.txt": ("cifar10", "train", 200), "val_cifar10.txt": ("cifar10", "test", 30),
+             "test_cifar10.txt": ("cifar10", "test", 60), **{lst: (arch, "test", 24)
+                                                            for lst, arch in openood.OOD_LISTS.values()}}
+    lists, members = {}, {}
+    for lst, (arch, split, n) in sizes.items():
+        rng = _rng(lst)
+        labels = rng.integers(0, 10, n) if arch == "cifar10" else np.full(n, -1)
+        rows = []
+        for i, img in enumerate(_images(rng, n, 32 if arch != "tin" else 64, 32 if arch != "tin" else 64, labels)):
+            inner = f"{split}/{lst[:-4]}_{i:04d}.png"
+            members.setdefault(arch, {})[inner] = img
+            rows.append(f"{arch}/{inner} {labels[i]}")
+        lists[lst] = "\n".join(rows) + "\n"
+    pins = {}
+    with zipfile.ZipFile(downloads / "openood_benchmark_imglist.zip", "w") as z:
+        for lst, text in lists.items():
+            z.writestr(f"benchmark_imglist/cifar10/{lst}", text)
+    for arch, files in members.items():
+        from PIL import Image
+        with zipfile.ZipFile(downloads / f"openood_{arch}.zip", "w") as z:
+            for inner, img in files.items():
+                buf = io.BytesIO()
+                Image.fromarray(img).save(buf, format="PNG")
+                z.writestr(inner, buf.getvalue())
+    for name in ("benchmark_imglist", *members):
+        pins[name] = file_digest(downloads / f"openood_{name}.zip", "sha256")
+    clear_folder(raw_dir(root, "openood"))
+    for name in openood.SETS:
+        openood.prepare(name, root, log=log, pins=pins, fixture=True)
+
+
+BENCHMARKS = {"cifar10": (cifar10, svhn_set, folder32_sets, dtd_sets), "imagenet": (imagenet_sets,),
+              "openood_cifar10": (openood_sets,)}
+
+
+def prepare(root, cache=None, source="auto", log=print, benchmarks=("cifar10", "imagenet")):
     "The fixtures of `benchmarks` under `root` (refused where the root holds real data)."
     root = Path(root)
     refuse_real_data(root)

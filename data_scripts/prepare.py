@@ -5,9 +5,11 @@
     python -m data_scripts.prepare scenes_rho_benchmark  # objects in shared scenes, rho 0 and 0.8, + 9 OOD sets
     python -m data_scripts.prepare mnist textures        # single sets
     python -m data_scripts.prepare cifar10_benchmark     # CIFAR-10 + SVHN, LSUN, iSUN, Places365, DTD (downloads)
+    python -m data_scripts.prepare openood_cifar10_benchmark  # OpenOOD v1.5's CIFAR-10 lists and images (downloads)
     python -m data_scripts.prepare imagenet_benchmark --imagenet-dir /path/to/ILSVRC2012
                                                          # your ImageNet + iNaturalist, SUN, Places, Textures
     python -m data_scripts.prepare fixtures --root DIR  # small synthetic stand-ins of the paper's sets, same layouts
+    python -m data_scripts.prepare openood_fixtures --root DIR  # the same of OpenOOD v1.5's distributed files
     python -m data_scripts.prepare --list
 
 The root is --root, else $SSOD_DATA, else ./data. Downloads go to ROOT/downloads/ and resume when interrupted; a
@@ -23,8 +25,8 @@ import os
 import sys
 from pathlib import Path
 
-from . import (cifar10, dtd, fashion_mnist, fixtures, imagenet, imagenet_ood, isun, lsun, mnist, mos_groups, offline_ood, places365,
-               scenes, scenes_rho, svhn)
+from . import (cifar10, dtd, fashion_mnist, fixtures, imagenet, imagenet_ood, isun, lsun, mnist, mos_groups, offline_ood,
+               openood, places365, scenes, scenes_rho, svhn)
 from .common import DataScriptError, OfflineError
 
 
@@ -38,6 +40,10 @@ def _scenes(name):
 
 def _scenes_rho(name):
     return lambda root, cache, source, log: scenes_rho.prepare(name, root, cache, source, log)
+
+
+def _openood(name):
+    return lambda root, cache, source, log: openood.prepare(name, root, cache, source, log)
 
 
 def _imagenet_ood(name):
@@ -60,6 +66,8 @@ SETS = {
     "isun": isun.prepare,
     "places365": places365.prepare,
     "dtd": dtd.prepare,
+    # OpenOOD v1.5's CIFAR-10 benchmark, on its own image lists (downloads from OpenOOD's distribution)
+    **{name: _openood(name) for name in openood.SETS},
     # ImageNet benchmark
     "imagenet": imagenet.prepare,   # also takes imagenet_dir= (the --imagenet-dir option)
     **{name: _imagenet_ood(name) for name in imagenet_ood.SETS},
@@ -67,6 +75,7 @@ SETS = {
     "mos_groups": mos_groups.prepare,   # the MOS paper's 8 ImageNet class groups (method `mos`)
     # synthetic stand-ins of every set above that needs the internet, for tests (never into a root with real data)
     "fixtures": fixtures.prepare,
+    "openood_fixtures": lambda root, cache, source, log: fixtures.prepare(root, cache, source, log, ("openood_cifar10",)),
 }
 GROUPS = {
     "fmnist": ["fashion_mnist", "mnist", "digits", "textures", "scenes", "noise"],
@@ -75,6 +84,7 @@ GROUPS = {
                              *scenes_rho.COVARIATE, *scenes.FAR],
     "cifar10_benchmark": ["cifar10", "svhn", "lsun", "isun", "places365", "dtd"],
     "imagenet_benchmark": ["imagenet", "inaturalist", "sun", "places", "textures_imagenet", "mos_groups"],
+    "openood_cifar10_benchmark": list(openood.SETS),
 }
 
 
@@ -146,7 +156,7 @@ def main(argv=None):
         prepare(a.names, a.root, a.source, imagenet_dir=a.imagenet_dir)
     except DataScriptError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2   # a message, no traceback: what went wrong and what to do
     return 0
 
 

@@ -4,11 +4,13 @@
 
 # %% ../nbs/13_your_model.ipynb #df2567ee
 from __future__ import annotations
+import warnings
 from dataclasses import replace
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset
 
+from .framework import Outputs
 from .model import NetOutput
 from .benchmarks import shuffle_patches
 from .methods import method_views
@@ -18,7 +20,8 @@ from .detectors import Detector
 from .tuning import detector_class, make_detector, tune
 
 # %% auto #0
-__all__ = ['VAL_OOD_MAX', 'Classifier', 'fit_detector', 'score', 'tune_detector', 'OutlierScores', 'OwnData']
+__all__ = ['VAL_OOD_MAX', 'Classifier', 'model_device', 'fit_detector', 'score', 'tune_detector', 'outputs_of_features',
+           'OutlierScores', 'OwnData']
 
 # %% ../nbs/13_your_model.ipynb #371d390f
 class Classifier(nn.Module):
@@ -54,46 +57,110 @@ class Classifier(nn.Module):
         return NetOutput(logits=logits, features=features.flatten(1), id_logit=None)
 
 # %% ../nbs/13_your_model.ipynb #8bdb203c
-def fit_detector(detector, model, train=None, device="cpu", precision: str = "fp32", **params) -> Detector:
-    "A detector (by name, with `params`, or an instance) fitted on one pass of `model` over `train` where it needs one."
+def model_device(model) -> torch.device:
+    "Where `model`'s parameters are (the CPU for a model without parameters): the passes run there unless told."
+    p = next(model.parameters(), None)
+    return torch.device("cpu") if p is None else p.device
+
+def fit_detector(detector, model, train=None, device=None, precision: str = "fp32", **params) -> Detector:
+    """A detector (by name, with `params`, or an instance) fitted on one pass of `model` over `train` where it needs one
+    (on `device`, by default the model's)."""
     det = make_detector(detector, model, **params) if isinstance(detector, str) else detector
     if det.needs_fit:
         if train is None:
             raise ValueError(f"{det.name} fits on the ID training data: pass a loader of (x, y)")
-        det.fit(predict(model, train, device=device, precision=precision))
+        det.fit(predict(model, train, device=device or model_device(model), precision=precision))
     return det
 
-def score(detector: Detector, model, data, device="cpu", precision: str = "fp32", batch_size: int = 256) -> torch.Tensor:
+def score(detector: Detector, model, data, device=None, precision: str = "fp32", batch_size: int = 256) -> torch.Tensor:
     "Scores of `data` (a DataLoader, any iterable of batches, or a tensor batch), higher = more in-distribution."
+    device = device or model_device(model)
     if detector.needs_inputs:
         return detector.score_inputs(model, data, None, device, precision, batch_size)
     return detector.score(predict(model, data, device=device, precision=precision, batch_size=batch_size))
 
-def tune_detector(name: str, model, val_id, val_ood, train=None, grid: dict | None = None, device="cpu",
+def tune_detector(name: str, model, val_id, val_ood, train=None, grid: dict | None = None, device=None,
                   precision: str = "fp32") -> Detector:
-    """`name`'s hyperparameters chosen on `val_id` against `val_ood` (loaders) over `grid` (default: the detector's),
-    fitted on `train`; the detector comes back with the grid's AUROCs in `.tuning`."""
+    """`name`'s hyperparameters chosen on `val_id` against `val_ood` (loaders) over `grid` (default: the detector's,
+    cut to what the training images allow), fitted on `train`; the detector comes back with the grid's AUROCs in
+    `.tuning`."""
     cls = detector_class(name)
+    if cls.needs_fit and train is None:
+        raise ValueError(f"{name} fits on the ID training data: pass train= (a loader of (x, y)) to tune it")
+    if val_id is None or cls.tunes_on_ood and val_ood is None:
+        raise ValueError(f"tuning {name} reads validation data: pass val_id and val_ood (loaders; never test data)")
+    device = device or model_device(model)
     out = lambda data: predict(model, data, device=device, precision=precision)
+    fit_on = out(train) if cls.needs_fit else None
+    if fit_on is not None:
+        n_fit = len(fit_on.features)
+        if grid is None and cls.grid_for(n_fit) != cls.grid:
+            grid = cls.grid_for(n_fit)
+            warnings.warn(f"{name}: its grid {cls.grid} cut to {grid} for {n_fit} training images (pass grid= to choose)")
+        try:
+            cls.check_fit_size(n_fit, grid or cls.grid)
+        except ValueError as e:
+            raise ValueError(f"{e}; pass grid= with values that fit") from None
     inputs = {"model": model, "val_id_set": val_id, "val_ood_set": val_ood, "transform": None, "device": device}
-    best, table = tune(name, model, out(val_id), out(val_ood), out(train) if cls.needs_fit else None, grid, inputs)
-    det = fit_detector(name, model, train, device, precision, **best)
+    best, table = tune(name, model, out(val_id), out(val_ood), fit_on, grid, inputs)
+    det = make_detector(name, model, **best)
+    if fit_on is not None:
+        det.fit(fit_on)
     det.tuning = table
     return det
 
 # %% ../nbs/13_your_model.ipynb #9be3727b
-class OutlierScores:
-    "pytorch-ood's interface to an ssod detector: `fit(loader)`, `predict(x)` -> outlier scores (higher = more OOD)."
-    def __init__(self, detector, model, device="cpu", **params):
-        self.model, self.device = model, device
+try:   # pytorch-ood's root class of detectors, so that its metrics, benchmarks and grid search take ours
+    from pytorch_ood.api import Detector as _PeerDetector
+except ImportError:   # pytorch-ood is not installed: the same calls, without its base class
+    class _PeerDetector:
+        hyperparameter_space: dict = {}
+        def __call__(self, *args, **kwargs): return self.predict(*args, **kwargs)
+
+@torch.no_grad()
+def outputs_of_features(model, z: torch.Tensor) -> Outputs:
+    "The detectors' `Outputs` of pooled features `z` (N x C): the logits of `model.cls_head`, the ID logit of its OOD head."
+    head, ood_head = model.cls_head, getattr(model, "ood_head", None)
+    p = next(head.parameters())
+    z = z.to(device=p.device, dtype=p.dtype)
+    return Outputs(head(z).float().cpu(), z.float().cpu(), None if ood_head is None else ood_head(z)[..., 0].float().cpu())
+
+class OutlierScores(_PeerDetector):
+    """An ssod detector as pytorch-ood's detectors are (a `pytorch_ood.api.Detector` when pytorch-ood is installed):
+    `fit(loader)`, `predict(x)` or a call -> outlier scores (higher = more OOD: the negative of ssod's),
+    `predict_features(z)` on pooled features, and the detector's grid as `hyperparameter_space` (pytorch-ood's
+    `GridSearch` sets it with `set_hyperparameters`)."""
+    def __init__(self, detector, model, device=None, **params):
+        self.model, self.run_device = model, device
         self.detector = make_detector(detector, model, **params) if isinstance(detector, str) else detector
+        self.hyperparameter_space = {k: list(v) for k, v in self.detector.grid.items()}
+
+    @property
+    def requires_fit(self) -> bool: return self.detector.needs_fit
+
+    def get_hyperparameters(self) -> dict: return self.detector.params()
+
+    def set_hyperparameters(self, **params) -> "OutlierScores":
+        "The same detector with `params` changed (fit it again where it fits)."
+        unknown = sorted(set(params) - set(self.detector.hyperparameters))
+        if unknown:
+            raise ValueError(f"{self.detector.name} has no hyperparameter(s) {unknown}; its own: "
+                             f"{list(self.detector.hyperparameters) or 'none'}")
+        self.detector = make_detector(self.detector.name, self.model, **{**self.detector.params(), **params})
+        return self
 
     def fit(self, loader=None) -> "OutlierScores":
-        fit_detector(self.detector, self.model, loader, self.device)
+        fit_detector(self.detector, self.model, loader, self.run_device)
         return self
 
     def predict(self, x) -> torch.Tensor:
-        return -score(self.detector, self.model, x, self.device)
+        return -score(self.detector, self.model, x, self.run_device)
+
+    def predict_features(self, z: torch.Tensor) -> torch.Tensor:
+        "Outlier scores of pooled features `z` (N x C), as the model's heads read them."
+        if self.detector.needs_inputs:
+            raise ValueError(f"{self.detector!r} perturbs the input images: score images with predict(x)")
+        return -self.detector.score(outputs_of_features(self.model, z))
 
 # %% ../nbs/13_your_model.ipynb #1785f79e
 def _dataset(ds, what: str):

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import contextlib
 import importlib
+import inspect
 import os
 import shutil
 import tempfile
@@ -255,9 +256,16 @@ def _check_cut(net: nn.Module, trunk, head, in_channels: int, what: str):
                          "the factory, trunk giving the feature map X and head f_cls reading the pooled C-vector")
 
 def factory_parts(arch: str, num_classes: int, in_channels: int, args: dict | None = None) -> tuple:
-    "(trunk, C, head) of the network the factory `arch` builds with `args`, as it is (see above)."
+    """(trunk, C, head) of the network the factory `arch` builds with `args`, as it is (see above); a factory that takes
+    `num_classes` or `in_channels` is given the data's unless `args` sets them."""
+    factory = find_factory(arch)
     try:
-        made = find_factory(arch)(**(args or {}))
+        takes = inspect.signature(factory).parameters
+    except (TypeError, ValueError):   # a builtin or C callable: nothing to read
+        takes = {}
+    facts = {k: v for k, v in (("num_classes", num_classes), ("in_channels", in_channels)) if k in takes}
+    try:
+        made = factory(**{**facts, **(args or {})})
     except TypeError as e:   # most often arch_args the function does not take
         raise ValueError(f"arch {arch} called with arch_args {args or {}}: {e}") from None
     if isinstance(made, tuple) and len(made) == 2 and all(isinstance(m, nn.Module) for m in made):

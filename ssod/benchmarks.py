@@ -14,9 +14,9 @@ from .data import DATASETS, DatasetSpec, FolderSet, ImageSet, image_folder, load
 from .transforms import to_image_set
 
 # %% auto #0
-__all__ = ['OFFLINE_OOD', 'SCENES_NEAR', 'SCENES_FAR', 'SCENE_SETS', 'OBJECT_SETS', 'COVARIATE_SETS', 'CIFAR_OOD', 'IMAGENET_OOD',
-           'BENCHMARKS', 'Benchmark', 'get_benchmark', 'check_images', 'check_folder_paths', 'folder_benchmark',
-           'shuffle_patches', 'shuffled_patches', 'load_val_ood']
+__all__ = ['OFFLINE_OOD', 'SCENES_NEAR', 'SCENES_FAR', 'SCENE_SETS', 'OBJECT_SETS', 'COVARIATE_SETS', 'CIFAR_OOD', 'OPENOOD_NEAR',
+           'OPENOOD_FAR', 'IMAGENET_OOD', 'BENCHMARKS', 'Benchmark', 'get_benchmark', 'check_images',
+           'check_folder_paths', 'folder_benchmark', 'shuffle_patches', 'shuffled_patches', 'load_val_ood']
 
 # %% ../nbs/04g_benchmarks.ipynb #4c88b62f
 OFFLINE_OOD = ("mnist", "digits", "textures", "scenes", "noise")
@@ -26,6 +26,8 @@ SCENE_SETS = ("same_scenes", "new_scenes")
 OBJECT_SETS = ("digits_same_scenes", "digits_new_scenes")
 COVARIATE_SETS = ("garments_new_scenes",)
 CIFAR_OOD = ("svhn", "lsun", "isun", "places365", "dtd")
+OPENOOD_NEAR = ("openood_cifar100", "openood_tin")   # OpenOOD v1.5's CIFAR-10 benchmark, its groups
+OPENOOD_FAR = ("openood_mnist", "openood_svhn", "openood_texture", "openood_places365")
 IMAGENET_OOD = ("inaturalist", "sun", "places", "textures_imagenet")
 
 # %% ../nbs/04g_benchmarks.ipynb #0c3708de
@@ -63,6 +65,10 @@ BENCHMARKS = {
        for name, mean, std in [("scenes_rho0", (0.4936,), (0.2379,)), ("scenes_rho0.8", (0.4922,), (0.2370,))]},
     "cifar10": Benchmark("cifar10", "cifar10", CIFAR_OOD, 10, 3, 224, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "cifar10_32": Benchmark("cifar10_32", "cifar10", CIFAR_OOD, 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    # OpenOOD v1.5: its normalisation, its validation OOD list for tuning, its near / far groups
+    "openood_cifar10": Benchmark("openood_cifar10", "openood_cifar10", OPENOOD_NEAR + OPENOOD_FAR, 10, 3, 32,
+                                 (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), val_ood="openood_val_tin",
+                                 groups={"near": OPENOOD_NEAR, "far": OPENOOD_FAR}),
     "imagenet": Benchmark("imagenet", "imagenet", IMAGENET_OOD, 1000, 3, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 

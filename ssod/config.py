@@ -31,8 +31,9 @@ OWN = "own"   # the benchmark of data sets passed in Python (ssod.adapt.OwnData,
 class TrainConfig(LossConfig):
     "Every parameter of a training run. Defaults: the paper (Sec. 5.1, App. B); the loss's are `LossConfig`'s."
     benchmark: str = param("fmnist_scenes", "offline: fmnist_scenes, scenes_rho0, scenes_rho0.8 or fmnist; "
-                           "cifar10, cifar10_32 or imagenet; folder (your image folders: train_dir, test_dir, ood_dirs); own "
-                           "(your torch Datasets, passed in Python to ssod.experiment.run as an ssod.adapt.OwnData)")
+                           "cifar10, cifar10_32, openood_cifar10 (OpenOOD v1.5) or imagenet; folder (your image "
+                           "folders: train_dir, test_dir, ood_dirs); own (your torch Datasets, passed in Python to "
+                           "ssod.experiment.run as an ssod.adapt.OwnData)")
     train_dir: str = param("", "benchmark folder: training images, one sub-folder per class", optional=True)
     val_dir: str = param("", "benchmark folder: validation images by class; empty: a fixed 10% of train_dir",
                          optional=True)
@@ -238,7 +239,8 @@ BENCHMARK_PRESETS = {("demo", "fmnist"): DEMO_EVAL, ("adamw_cosine", "fmnist"): 
                      **{("demo", b): dict(_SCENES_OFFLINE, **DEMO_EVAL) for b in SCENE_BENCHMARKS},
                      **{("trained", b): _SCENES_OFFLINE for b in SCENE_BENCHMARKS}}
 PAPER_ARCH = {"fmnist": "small_resnet", "fmnist_scenes": "small_resnet", "scenes_rho0": "small_resnet",
-              "scenes_rho0.8": "small_resnet", "folder": "resnet18", "cifar10": "resnet18", "cifar10_32": "resnet18_cifar", "imagenet": "resnet50"}
+              "scenes_rho0.8": "small_resnet", "folder": "resnet18", "cifar10": "resnet18", "cifar10_32": "resnet18_cifar",
+              "openood_cifar10": "resnet18_cifar", "imagenet": "resnet50"}
 
 def make_config(preset: str = "demo", **overrides) -> TrainConfig:
     "A `TrainConfig` from a preset; `overrides` (None values ignored) win. Unknown keys fail."

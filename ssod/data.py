@@ -200,6 +200,18 @@ for _name, _desc in [("same_scenes", "test-region crops of the in-distribution p
                      ("garments_new_scenes", "the ID test garments on OOD-pool photographs (covariate shift, not OOD)")]:
     _register_file_set(_name, "scenes56", _desc, _RHO_PREPARE)
 
+_OPENOOD_PREPARE = "python -m data_scripts.prepare openood_cifar10_benchmark"
+_register_file_set("openood_cifar10", "openood32", "CIFAR-10 on OpenOOD v1.5's lists: train 50,000; val 1,000 and "
+                   "test 9,000 of the official test split", _OPENOOD_PREPARE, ("train", "val", "test"))
+for _name, _desc in [("openood_cifar100", "CIFAR-100 test on OpenOOD v1.5's list (near)"),
+                     ("openood_tin", "TinyImageNet without CIFAR-10's classes, OpenOOD v1.5's list (near)"),
+                     ("openood_mnist", "MNIST on OpenOOD v1.5's list (far)"),
+                     ("openood_svhn", "SVHN on OpenOOD v1.5's list (far)"),
+                     ("openood_texture", "Describable Textures on OpenOOD v1.5's list (far)"),
+                     ("openood_places365", "Places365 on OpenOOD v1.5's list (far)"),
+                     ("openood_val_tin", "OpenOOD v1.5's validation OOD images (held-out TinyImageNet)")]:
+    _register_file_set(_name, "openood32", _desc, _OPENOOD_PREPARE)
+
 # %% ../nbs/04_data.ipynb #7f30181e
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 CIFAR10_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}

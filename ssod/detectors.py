@@ -9,6 +9,7 @@ import inspect
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from . import framework
 from .framework import Outputs, id_factor
@@ -60,6 +61,11 @@ class Detector(framework.Detector):
     @classmethod
     def check_fit_size(cls, n_fit: int, values: dict) -> None:
         "Fail before any work when hyperparameter `values` ({name: candidates}) cannot work with `n_fit` training images."
+
+    @classmethod
+    def grid_for(cls, n_fit: int) -> dict:
+        "The default grid cut to what `n_fit` training images allow (here all of it; KNN's k cannot exceed n_fit)."
+        return cls.grid
 
     def score_grid(self, key: str, values, outputs: Outputs, **inputs) -> dict:
         "{value: scores of `outputs`} for every value of hyperparameter `key` (here: one scoring per value)."
@@ -142,7 +148,8 @@ def kth_neighbour_distance(train_z: torch.Tensor, query_z: torch.Tensor, ks, chu
     elif search in ("torch", "cuda"):
         t = train_z.to(search if search == "cuda" else "cpu", torch.float32)
         rows = max(1, min(chunk, 2**28 // len(t)))   # queries per product: at most 2^28 similarities (1 GiB) at once
-        sims = torch.cat([(q.to(t.device) @ t.T).topk(kmax, dim=1).values for q in query_z.split(rows)]).cpu()
+        sims = torch.cat([(q.to(t.device) @ t.T).topk(kmax, dim=1).values   # a bar on a terminal only
+                          for q in tqdm(query_z.split(rows), desc="knn search", leave=False, disable=None)]).cpu()
     else:
         raise ValueError(f"knn search must be auto, faiss, torch or cuda, got {search!r}")
     dist = (2 - 2 * sims.clamp(max=1)).clamp(min=0).sqrt()    # |a - b|^2 = 2 - 2 a.b for unit vectors
@@ -164,6 +171,9 @@ class KNN(Detector):
         if too_big:
             raise ValueError(f"knn: k = {max(too_big)} exceeds the {n_fit} training images it searches (limit_train); "
                              f"lower k (detector_params / the grid) or use more training images")
+    @classmethod
+    def grid_for(cls, n_fit):
+        return {"k": [k for k in cls.grid["k"] if k <= n_fit] or [n_fit]}
     def __init__(self, k: int = 50):
         self.k = int(self.check_params({"k": k})["k"])
     def fit(self, train: Outputs):
@@ -185,7 +195,9 @@ class KNN(Detector):
 class ReAct(Detector):
     "ReAct (Sun et al. 2021): energy of f_cls(min(h(x), c)), c = percentile p of ID training activations."
     name, needs_fit, hyperparameters, order = "react", True, ("percentile",), 5
-    valid = {"percentile": (lambda v: 0 < v < 100, "in (0, 100)"), "T": (lambda v: v > 0, "> 0")}
+    # pytorch-ood's ReAct takes a fraction (0.9); here 0.9 would clip at the 0.9th percentile, so values <= 1 are refused
+    valid = {"percentile": (lambda v: 1 < v < 100, "a percentile on the 0-100 scale, in (1, 100) (90, not 0.9)"),
+             "T": (lambda v: v > 0, "> 0")}
     grid = {"percentile": [85, 90, 95, 99]}
     grid_source = "around ReAct's default p = 90 (also OpenOOD v1.5's default)"
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse
 import contextlib
+import filelock
 import os
 import platform
 import sys
@@ -44,31 +45,22 @@ class RunLock:
         self.path, self.log, self.file = Path(folder) / ".lock", log, None
 
     def __enter__(self):
-        import fcntl
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(self.path, "a+")
-        self.file.seek(0)
-        previous = self.file.read().strip()
+        previous = self.path.read_text().strip() if self.path.exists() else ""
+        self.file = filelock.FileLock(str(self.path), timeout=0)
         try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.file.close()
+            self.file.acquire()
+        except filelock.Timeout:
             raise RunFolderBusy(f"{self.path.parent} is in use by another run ({previous or 'unknown process'}); "
                                 "wait for it, or give this run another out_dir") from None
         if previous:
             self.log(f"took over the lock of {self.path.parent} from a process that no longer runs ({previous})")
-        self.file.seek(0)
-        self.file.truncate()
-        self.file.write(f"pid {os.getpid()} on {platform.node()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        self.file.flush()
+        self.path.write_text(f"pid {os.getpid()} on {platform.node()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         return self
 
     def __exit__(self, *exc):
-        import fcntl
-        self.file.seek(0)
-        self.file.truncate()
-        fcntl.flock(self.file, fcntl.LOCK_UN)
-        self.file.close()
+        self.path.write_text("")
+        self.file.release()
         return False
 
 # %% ../nbs/09_experiment.ipynb #e59af758
@@ -196,16 +188,34 @@ def evaluate_parameters(checkpoint, out_dir, benchmark=None, detectors=None, ood
 # %% ../nbs/09_experiment.ipynb #1c1adfbb
 def build_parser() -> argparse.ArgumentParser:
     "Options: the run's own, then every TrainConfig field with its help text (values are checked by TrainConfig)."
-    p = argparse.ArgumentParser(prog="ssod-train", description="Train SSOD (or the alpha=0 baseline), evaluate, write record.json.")
+    p = argparse.ArgumentParser(prog="ssod-train", description="Train SSOD (or the alpha=0 baseline), evaluate, write "
+                                "record.json. Options are spelled with dashes (--out-dir); the underscore spelling "
+                                "(--out_dir, as in papermill's -p out_dir) is accepted too. A yes/no option is --name, "
+                                "--no-name or --name true|false.")
     p.add_argument("--preset", default="demo", choices=list(PRESETS))
     p.add_argument("--detectors", default=None, help=f"comma-separated subset of {','.join(detector_names())}")
-    p.add_argument("--no-tune", action="store_true", help="use each detector's default hyperparameters")
-    p.add_argument("--detector-params", default=None, help='JSON, e.g. \'{"odin": {"T": 1000, "eps": 0.0014}}\'')
-    p.add_argument("--cache-features", action="store_true", help="keep the feature pass on disk under out_dir/features")
+    _switch(p, "tune", "tune each detector's hyperparameters on validation data (--no-tune: their defaults)", True)
+    p.add_argument(*_spellings("detector_params"), default=None,
+                   help='JSON, e.g. \'{"odin": {"T": 1000, "eps": 0.0014}}\'')
+    _switch(p, "cache_features", "keep the feature pass on disk under out_dir/features", False)
     for f in fields(TrainConfig):
-        p.add_argument(f"--{f.name}", default=None, metavar=f.type.upper(),
-                       help=f"{f.metadata.get('help', '')} (default: the preset's, else {f.default!r})".replace("%", "%%"))
+        help = f"{f.metadata.get('help', '')} (default: the preset's, else {f.default!r})".replace("%", "%%")
+        if f.type == "bool":
+            _switch(p, f.name, help, None)
+        else:
+            p.add_argument(*_spellings(f.name), dest=f.name, default=None, metavar=f.type.upper(), help=help)
     return p
+
+def _spellings(name: str) -> list:
+    "--with-dashes first (what --help shows), then --with_underscores."
+    dashed = name.replace("_", "-")
+    return [f"--{dashed}"] + ([f"--{name}"] if dashed != name else [])
+
+def _switch(p, name: str, help: str, default):
+    "A yes/no option: --name (yes), --no-name (no) or --name VALUE (true/false, 1/0, yes/no)."
+    p.add_argument(*_spellings(name), dest=name, nargs="?", const="true", default=default, metavar="BOOL", help=help)
+    p.add_argument(*(f"--no-{s[2:]}" for s in _spellings(name)), dest=name, action="store_const", const="false",
+                   help=argparse.SUPPRESS)
 
 def main(argv=None):
     a = build_parser().parse_args(argv)
@@ -213,12 +223,13 @@ def main(argv=None):
     try:
         cfg = make_config(a.preset, **overrides)
         params = parse_detector_params(a.detector_params)
-        dets = check_run(cfg, a.detectors.split(",") if a.detectors else None, params, not a.no_tune)
+        tune, cache = coerce("tune", "bool", a.tune), coerce("cache_features", "bool", a.cache_features)
+        dets = check_run(cfg, a.detectors.split(",") if a.detectors else None, params, tune)
     except (ValueError, DataNotFound) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        rec = run(cfg, dets, not a.no_tune, params, a.cache_features, check=False)
+        rec = run(cfg, dets, tune, params, cache, check=False)
     except RunFolderBusy as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

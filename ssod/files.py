@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['checkout_dir', 'data_root', 'DataNotFound', 'atomic_path', 'DiskFull', 'atomic_write', 'write_json_atomic',
-           'save_atomic']
+__all__ = ['TORCH_SPACE_WORDS', 'checkout_dir', 'data_root', 'DataNotFound', 'atomic_path', 'DiskFull', 'atomic_write',
+           'write_json_atomic', 'save_atomic']
 
 # %% ../nbs/04e_files.ipynb #3a0ed540
 def checkout_dir() -> Path | None:
@@ -62,16 +62,21 @@ def atomic_path(dest):
 class DiskFull(OSError):
     "A file could not be written for want of space; the message names the file and the free space."
 
+# how torch.save's zip writer reports a full disk (its C++ checks, not an OSError)
+TORCH_SPACE_WORDS = ("file write failed", "unexpected pos")
+
 def atomic_write(path, write) -> Path:
     """Call `write(tmp_path)`, then rename the temporary file onto `path` (same folder, so the rename is atomic). A write
-    that fails for want of space (ENOSPC, or torch.save's "file write failed") raises `DiskFull`, saying so."""
+    that fails for want of space raises `DiskFull`, saying so: ENOSPC, torch.save's words for it ("file write failed",
+    "unexpected pos"), or any write error on a disk with less than 1 MiB left."""
     with atomic_path(path) as tmp:
         try:
             write(tmp)
         except (OSError, RuntimeError) as e:
-            if getattr(e, "errno", None) != errno.ENOSPC and "write failed" not in str(e):
-                raise
             free = shutil.disk_usage(Path(path).parent).free
+            if (getattr(e, "errno", None) != errno.ENOSPC and not any(w in str(e) for w in TORCH_SPACE_WORDS)
+                    and free >= 2**20):
+                raise
             raise DiskFull(errno.ENOSPC, f"no space left to write {path}: {free / 2**20:.1f} MiB free on that disk; "
                                          "free some space (old runs/, runs/store/) or write elsewhere") from e
     return Path(path)

@@ -11,6 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from .framework import Outputs
 from .data import FolderSet, ImageSet
@@ -44,21 +46,33 @@ def _batches(ds, transform, batch_size, device, workers):
                     else (batch, None))
             yield x, (torch.as_tensor(y) if y is not None else None)
 
+def _n_batches(ds, batch_size: int) -> int | None:
+    "How many batches `_batches` gives (for a progress bar), when that can be known without reading `ds`."
+    per_batch = batch_size if torch.is_tensor(ds) or isinstance(ds, (ImageSet, FolderSet)) else getattr(ds, "batch_size", 0)
+    try:
+        return len(ds) if isinstance(ds, DataLoader) else -(-len(ds) // per_batch) if per_batch else None
+    except TypeError:   # an iterable without a length
+        return None
+
 def eval_batches(model, ds, transform: BatchTransform | None = None, batch_size: int = 512, device="cpu",
                  channels_last: bool = False, workers: int = -1):
     """(x, y) batches of `ds` on `device` in the model's dtype (and memory format), the model in eval mode until the
-    last one. `ds`: an ssod `ImageSet` / `FolderSet` (with its `transform`), a tensor batch of model-ready inputs, or any
-    iterable of such batches or of (x, y), such as a `torch.utils.data.DataLoader`."""
+    last one, then every module back in its own mode. `ds`: an ssod `ImageSet` / `FolderSet` (with its `transform`), a
+    tensor batch of model-ready inputs, or any iterable of such batches or of (x, y), such as a `DataLoader`."""
     device = torch.device(device)
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]   # a wrapper's mode need not be its wrapped network's
     model.eval()
     dtype = next(model.parameters()).dtype
+    # a bar on a terminal only (disable=None): quiet in logs, tests and CI
+    batches = tqdm(_batches(ds, transform, batch_size, device, workers), total=_n_batches(ds, batch_size), unit="batch",
+                   desc=getattr(ds, "name", None) or "inference", leave=False, disable=None, mininterval=2.0)
     try:
-        for x, y in _batches(ds, transform, batch_size, device, workers):
+        for x, y in batches:
             x = x.to(device=device, dtype=dtype, non_blocking=True)
             yield (x.contiguous(memory_format=torch.channels_last) if channels_last else x), y
     finally:
-        model.train(was_training)
+        for m, training in modes:
+            m.training = training
 
 @torch.no_grad()
 def predict(model, ds, transform: BatchTransform | None = None, batch_size: int = 512, device="cpu",

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from .framework import upcast
-from .sampler import sample_blocks, released_sample_blocks, target_confidence, IGNORE
+from .sampler import sample_blocks, released_sample_blocks, topk_sample_blocks, target_confidence, IGNORE
 from .params import LossConfig, BALANCES
 from .distributed import Term, Loss, sample_counts
 
@@ -114,6 +114,8 @@ class SSODLoss(LossConfig):
         with torch.no_grad():
             if self.sampler == "released":
                 return released_sample_blocks(out.block_logits.detach(), y, self.released_thresh)
+            if self.sampler == "topk":
+                return topk_sample_blocks(out.block_logits.detach(), y, self.topk, self.gamma)
             return sample_blocks(target_confidence(out.block_logits.detach(), y), self.gamma, check=False)
 
     def samples(self, out, labels: torch.Tensor):

@@ -66,8 +66,10 @@ class LossConfig:
     balance: str = param("lwb", "ID/OOD balance of Table 5: lwb, lw or dr")
     gap_positive: bool = param(True, "the pooled feature is an extra ID positive (Sec. 4.2)")
     lw_weight: float = param(0.2, "LW's weight on background (OOD) losses")
-    sampler: str = param("paper", "paper (Eq. 7) or released (the released code's sampler and OOD loss)")
+    sampler: str = param("paper", "paper (Eq. 7), released (the released code's sampler and OOD loss) or topk "
+                         "(LoCoOp's rule: OOD when the true class is not among a block's top k; ID by Eq. 7)")
     released_thresh: float = param(0.99, "the released sampler's max-softmax threshold")
+    topk: int = param(0, "the topk sampler's k; 0: a fifth of the classes (LoCoOp's 200 of 1,000)", optional=True)
 
     def __post_init__(self):
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha <= ALPHA_MAX:
@@ -75,8 +77,10 @@ class LossConfig:
         check_gamma(self.gamma)
         if self.balance not in BALANCES:
             raise ValueError(f"unknown balance {self.balance!r}; use one of {BALANCES} (Table 5)")
-        if self.sampler not in ("paper", "released"):
-            raise ValueError(f"unknown sampler {self.sampler!r}; use 'paper' (Eq. 7) or 'released'")
+        if self.sampler not in ("paper", "released", "topk"):
+            raise ValueError(f"unknown sampler {self.sampler!r}; use 'paper' (Eq. 7), 'released' or 'topk' (LoCoOp)")
+        if isinstance(self.topk, bool) or not isinstance(self.topk, int) or self.topk < 0:
+            raise ValueError(f"topk must be a whole number >= 0 (0: a fifth of the classes), got {self.topk!r}")
         if not self.lw_weight >= 0:
             raise ValueError(f"lw_weight must be >= 0, got {self.lw_weight!r}")
         if not 0 < self.released_thresh <= 1:

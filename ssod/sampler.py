@@ -11,7 +11,7 @@ from .framework import upcast
 
 # %% auto #0
 __all__ = ['IGNORE', 'LOCALITY_CONF', 'apply_per_block', 'target_confidence', 'target_confidence_map', 'check_gamma',
-           'sample_blocks', 'released_sample_blocks', 'block_object_share', 'sampler_vs_mask']
+           'sample_blocks', 'released_sample_blocks', 'topk_sample_blocks', 'block_object_share', 'sampler_vs_mask']
 
 # %% ../nbs/01_sampler.ipynb #ee13ce09
 def apply_per_block(head: nn.Module, X: torch.Tensor) -> torch.Tensor:
@@ -63,6 +63,18 @@ def released_sample_blocks(block_logits: torch.Tensor, y: torch.Tensor, thresh: 
     target = y.view(-1, 1, 1)
     ood_or_ignored = torch.where((max_prob < 1 - thresh) & (pred != target), 0, IGNORE)
     return torch.where((pred == target) & (max_prob > thresh), 1, ood_or_ignored)
+
+def topk_sample_blocks(block_logits: torch.Tensor, y: torch.Tensor, k: int = 0, gamma: float = 0.95) -> torch.Tensor:
+    """LoCoOp's rule (Miyai et al. 2023) on B x M x H x W block logits: 0 = OOD when `y` is not among the block's top
+    `k` classes (k = 0: a fifth of the M classes), 1 = ID by Eq. 7 (confidence in `y` >= gamma), else -1."""
+    gamma, m = check_gamma(gamma), block_logits.shape[1]
+    k = k or max(1, round(m / 5))
+    if not 1 <= k < m:
+        raise ValueError(f"topk: k must be in [1, {m - 1}] for {m} classes, got {k}")
+    probs = upcast(block_logits).softmax(1)
+    conf = probs.gather(1, y.view(-1, 1, 1, 1).expand(-1, 1, *probs.shape[2:]))   # B x 1 x H x W
+    outranked = (probs > conf).sum(1)              # classes the block finds likelier than y: y is in its top k iff < k
+    return torch.where(conf[:, 0] >= gamma, 1, torch.where(outranked >= k, 0, IGNORE))
 
 # %% ../nbs/01_sampler.ipynb #3045aca4
 def block_object_share(masks: torch.Tensor, size) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Bad input gets a clear error that names the problem, and nothing is left half-written."""
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -56,11 +57,30 @@ def test_corrupted_checkpoint(tmp_path, data_root):
         load_checkpoint(last)
 
 
-@pytest.mark.parametrize("command", [["-m", "ssod.experiment"], ["-m", "ssod.results"],
-                                     ["benchmarks/time_to_accuracy.py"], ["benchmarks/step_overhead.py"]])
+ENTRY_POINTS = [["ssod-train"], ["-m", "ssod.experiment"], ["-m", "ssod.results"], ["-m", "ssod.openood"],
+                ["-m", "data_scripts.prepare"],
+                *([f"benchmarks/{name}.py"] for name in ("time_to_accuracy", "step_overhead", "eval_cost", "gpu_check",
+                                                         "throughput"))]
+
+
+@pytest.mark.parametrize("command", ENTRY_POINTS, ids=" ".join)
 def test_entry_points_print_their_help(command, repo_root):
-    r = subprocess.run([sys.executable, *command, "--help"], capture_output=True, text=True, cwd=repo_root)
+    exe = [str(Path(sys.executable).parent / command[0])] if command == ["ssod-train"] else [sys.executable, *command]
+    r = subprocess.run([*exe, "--help"], capture_output=True, text=True, cwd=repo_root)
     assert r.returncode == 0 and "usage:" in r.stdout and not r.stderr.strip(), r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("args, key, value", [
+    (["--out-dir", "a", "--no-tune", "--pretrained"], "out_dir", "a"),
+    (["--out_dir", "a", "--tune", "false"], "tune", "false"),
+    (["--no-pretrained", "--hflip", "true"], "pretrained", "false"),
+    (["--channels_last"], "channels_last", "true"),
+    (["--no-tune"], "tune", "false"),
+    (["--cache-features"], "cache_features", "true"),
+])
+def test_one_spelling_for_every_flag(args, key, value):
+    from ssod.experiment import build_parser
+    assert getattr(build_parser().parse_args(args), key) == value
 
 
 @pytest.mark.parametrize("args, message", [

@@ -657,7 +657,7 @@ def test_imagenet_repoint_and_cli(tmp_path, root, few_classes, capsys):
     other, _ = make_imagenet(tmp_path / "other", n_classes=4)              # re-pointing to another good copy
     assert "was -> " in run("imagenet", root, imagenet_dir=other)
     assert (root / "imagenet").resolve() == other.resolve()
-    assert prep.main(["imagenet", "--root", str(tmp_path / "empty")]) == 1
+    assert prep.main(["imagenet", "--root", str(tmp_path / "empty")]) == 2
     assert "licence" in capsys.readouterr().err
 
 

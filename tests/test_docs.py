@@ -1,5 +1,5 @@
-"""Committed notebook outputs are current (made by this library version, from this code), and the site renders with
-every page, figure and internal link in place."""
+"""Committed notebook outputs are current (made by this library version, from this code), the site renders with
+every page, figure and internal link in place, and the GPU machine's command is one line of files that exist."""
 import importlib.util
 import shutil
 
@@ -89,3 +89,15 @@ def test_readme_is_the_index_and_fits_a_screen_of_links(docs, repo_root):
     assert "![" in "\n".join(text.splitlines()[:40])        # a picture on its first screen
     missing = [u for u in docs.readme_links(text) if not (repo_root / u.split("#")[0]).exists()]
     assert not missing, f"README.md links to what does not exist: {missing}"
+
+
+def test_the_gpu_machines_one_line_command(repo_root):
+    "docs/gpu.md's command for a bare GPU machine: one line under 2,000 characters, python3, naming files that exist."
+    import re
+    text = (repo_root / "docs" / "gpu.md").read_text()
+    lines = [l for block in re.findall(r"```\n(.*?)```", text, re.S) for l in block.splitlines() if "gpu_check.py" in l]
+    bare = [l for l in lines if "--cpu-smoke" not in l]
+    assert len(bare) == 1 and len(bare[0]) < 2000 and bare[0].startswith("python3 "), bare
+    for line in lines:
+        files = [w for w in line.split() if w.endswith(".py")]
+        assert files and all((repo_root / f).is_file() for f in files), line

@@ -17,10 +17,13 @@ def test_gpu_check_cpu_smoke_without_dev_packages(tmp_path, repo_root):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(site), str(repo_root)])}
     check = subprocess.run([sys.executable, "-c", "import faiss"], env=env, capture_output=True, text=True)
     assert check.returncode != 0 and "faiss" in check.stderr            # the wrapper does block them
-    out = tmp_path / "check"
-    r = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--cpu-smoke", "--out", str(out), "--limit", "C=0.01"],
-                       cwd=repo_root, capture_output=True, text=True, env=env, timeout=600)
+    out, work = tmp_path / "check", tmp_path / "work"
+    r = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--cpu-smoke", "--out", str(out), "--work", str(work),
+                        "--limit", "C=0.01"], cwd=repo_root, capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]        # 1: a part did not finish (C, on purpose)
+    sent_back = [f for f in out.rglob("*") if f.is_file()]              # what a GPU machine's report folder returns
+    assert len(sent_back) <= 8 and all(f.stat().st_size < 16 * 2**20 for f in sent_back), sent_back
+    assert (work / "fixtures").is_dir()                                 # the large files stayed in the work folder
     res = json.loads((out / "gpu_check.json").read_text())
     assert res["cpu_smoke"] and res["library_import"] == "ok" and res["device_name"].startswith("cpu")
     status = {name: part["status"] for name, part in res["parts"].items()}
@@ -43,3 +46,14 @@ def test_gpu_check_cpu_smoke_without_dev_packages(tmp_path, repo_root):
     assert s["ssod_host_reads_per_step"] < 1 and s["paper_preset_epoch_s_G2"]
     md = (out / "gpu_check.md").read_text()
     assert "| C | 3-step profile | timeout |" in md and "## Summary" in md
+
+
+def test_the_profile_times_the_steps_alone(tmp_path, repo_root):
+    out = tmp_path / "c"
+    r = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--cpu-smoke", "--parts", "C", "--out", str(out)],
+                       cwd=repo_root, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                       timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    c = json.loads((out / "gpu_check.json").read_text())["parts"]["C"]["result"]
+    assert 0 <= c["idle_share"] < 0.5 and c["busy_ms"] > 0, c       # the profiler's start and stop are not idle time
+    assert sorted(f.name for f in out.iterdir()) == ["gpu_check.json", "gpu_check.md"]

@@ -88,7 +88,7 @@ def test_resume_false_sets_the_earlier_results_aside(trained, tmp_path):
 @pytest.mark.parametrize("params, message", [
     ({"knn": {"k": 0}}, "k must be a whole number >= 1, got 0"),
     ({"knn": {"k": 2.5}}, "k must be a whole number >= 1, got 2.5"),
-    ({"react": {"percentile": 150}}, "percentile must be in (0, 100), got 150"),
+    ({"react": {"percentile": 150}}, "on the 0-100 scale, in (1, 100) (90, not 0.9), got 150"),
     ({"odin": {"T": -1}}, "T must be > 0, got -1"),
     ({"mahalanobis": {"eps": -0.1}}, "eps must be >= 0"),
     ({"knn": {"k": 10_000}}, "exceeds the 256 training images"),
@@ -127,11 +127,16 @@ def test_overflowing_values_name_their_option(field, value, message):
         make_config("demo", **{field: value})
 
 
-def test_disk_full_says_so(tmp_path, monkeypatch):
+@pytest.mark.parametrize("error", [
+    RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file data/0: file "
+                 "write failed"),
+    RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 9728 vs 9622"),
+    OSError(28, "No space left on device"),
+])
+def test_disk_full_says_so(tmp_path, monkeypatch, error):
     from ssod import files
     def full(*a, **k):
-        raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
-                           "data/0: file write failed")
+        raise error
     monkeypatch.setattr(torch, "save", full)
     with pytest.raises(files.DiskFull, match=r"no space left to write .*last.pt: [0-9.]+ MiB free"):
         files.save_atomic({"x": 1}, tmp_path / "last.pt")

@@ -68,7 +68,7 @@ def assert_fixture_record(rec, benchmark, ood_sets, id_set):
 def test_fixtures_refuse_a_root_with_real_data(fixture_root, data_root):
     r = subprocess.run([sys.executable, "-m", "data_scripts.prepare", "fixtures", "--root", str(data_root)], env=ENV,
                        capture_output=True, text=True)
-    assert r.returncode == 1 and "holds real data sets" in r.stderr and "choose another --root" in r.stderr
+    assert r.returncode == 2 and "holds real data sets" in r.stderr and "choose another --root" in r.stderr
 
 
 @pytest.mark.slow
