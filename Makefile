@@ -90,7 +90,7 @@ study-selection: data-study
 RECIPE_TRAIN := ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/ssod-train --benchmark fmnist_scenes --precision fp32
 recipe: data
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa avx2 \
-	  --recipes "adamw_cosine,demo,trained,demo[arch=small_resnet],demo[lr=0.003]"
+	  --recipes "adamw_cosine,demo,trained,demo[arch=small_resnet],demo[lr=0.003],trained[epochs=5,augment=shift,hflip=true]"
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa native --recipes "adamw_cosine,demo" --append
 	@for spec in "noaug --augment none" "shift_flip --augment shift --hflip true"; do set -- $$spec; name=$$1; shift; \
 	  $(RECIPE_TRAIN) --preset trained --alpha 0 --detectors msp --no-tune "$$@" --out-dir runs/recipe/trained_$$name \
