@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['TORCHVISION', 'PROBE_SIZE', 'cut_at_pool', 'head_channels', 'first_conv_to', 'is_torchvision_arch',
-           'torchvision_parts', 'pretrained_weights', 'weights_cache_file', 'pretrained_file', 'weights_from',
-           'is_factory_arch', 'find_factory', 'factory_path', 'factory_parts']
+__all__ = ['TORCHVISION', 'SMALL_VIT', 'PROBE_SIZE', 'cut_at_pool', 'head_channels', 'first_conv_to', 'is_torchvision_arch',
+           'torchvision_parts', 'ViTTokens', 'vit_parts', 'pretrained_weights', 'weights_cache_file', 'pretrained_file',
+           'weights_from', 'is_factory_arch', 'find_factory', 'factory_path', 'factory_parts']
 
 # %% ../nbs/02a_backbones.ipynb #cde86c03
 TORCHVISION = "torchvision:"   # arch "torchvision:<name>": any torchvision CNN classifier, cut before its global pool
@@ -91,12 +91,15 @@ def _with_classes(head: nn.Module, num_classes: int) -> nn.Module:
 
 def _any_torchvision(name: str, num_classes: int, pretrained: bool, pretrained_path: str = ""):
     """(trunk, C, head) of torchvision classification model `name`: its children up to its global average pool are the
-    trunk (the feature map X), what follows (Linear, activation and dropout layers) the vector head f_cls."""
+    trunk (the feature map X), what follows (Linear, activation and dropout layers) the vector head f_cls; a vision
+    transformer's patch tokens are its map (`ViTTokens`)."""
     import torchvision
     if not is_torchvision_arch(TORCHVISION + name):
         raise ValueError(f"torchvision has no classification model {name!r} (torchvision.models.list_models())")
     with weights_from(TORCHVISION + name, pretrained_path if pretrained else ""):
         net = torchvision.models.get_model(name, weights="DEFAULT" if pretrained else None)
+    if isinstance(net, torchvision.models.VisionTransformer):
+        return vit_parts(net, num_classes)
     if name.startswith("densenet"):   # its forward applies ReLU and the pool as functions
         trunk, head = nn.Sequential(net.features, nn.ReLU()), net.classifier
     else:
@@ -107,6 +110,8 @@ def torchvision_parts(arch: str, num_classes: int, pretrained: bool = False, pre
     """Split a torchvision classifier into (trunk giving the feature map, channels C, vector classification head).
     `pretrained_path`: the ImageNet weights from this local file (see `pretrained_file`) instead of torchvision's cache."""
     import torchvision   # here, not at the top: it takes seconds to import, and the small networks do without it
+    if arch == "small_vit":
+        return vit_parts(torchvision.models.VisionTransformer(num_classes=num_classes, **SMALL_VIT), num_classes)
     if arch == "resnet18_cifar":
         net = torchvision.models.resnet18(num_classes=num_classes)
         net.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
@@ -139,6 +144,27 @@ def torchvision_parts(arch: str, num_classes: int, pretrained: bool = False, pre
         else:
             head[-1] = new
     return trunk, c, head
+
+# %% ../nbs/02a_backbones.ipynb #68221e61
+SMALL_VIT = dict(image_size=56, patch_size=8, num_layers=4, num_heads=4, hidden_dim=128, mlp_dim=256)
+
+class ViTTokens(nn.Module):
+    "A torchvision VisionTransformer's patch tokens after its last block and norm, as a B x D x h x w map X."
+    def __init__(self, vit: nn.Module):
+        super().__init__()
+        self.vit = vit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v, n = self.vit, x.shape[0]
+        t = v._process_input(x)                                  # B x N x D patch embeddings (checks the size)
+        t = v.encoder(torch.cat([v.class_token.expand(n, -1, -1), t], dim=1))[:, 1:]   # the class token dropped
+        return t.transpose(1, 2).reshape(n, t.shape[-1], x.shape[-2] // v.patch_size, x.shape[-1] // v.patch_size)
+
+def vit_parts(vit: nn.Module, num_classes: int) -> tuple:
+    "(trunk, D, head) of a torchvision VisionTransformer: `ViTTokens` and its own head, which then reads the mean token."
+    head = _with_classes(vit.heads, num_classes)
+    vit.heads = nn.Identity()   # not in the trunk: parameters the trunk's forward never uses
+    return ViTTokens(vit), head_channels(head, "the ViT's head"), head
 
 # %% ../nbs/02a_backbones.ipynb #5ee4643d
 def pretrained_weights(arch: str):

@@ -18,7 +18,7 @@ from .manifest import read_json
 from .data import load_dataset
 from .benchmarks import Benchmark, check_images
 from .checkpoints import check_init
-from .backbones import TORCHVISION, is_factory_arch, factory_parts, torchvision_parts
+from .backbones import TORCHVISION, ViTTokens, is_factory_arch, factory_parts, torchvision_parts
 from .backbones import pretrained_file
 from .methods import METHODS
 from .tuning import detector_class, detector_names
@@ -136,9 +136,13 @@ def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = N
               data=None) -> list:
     "Every check that can fail before training starts (`data`: your data sets, notebook 13); returns the detectors."
     dets, params = check_detectors(cfg, detectors, detector_params)
-    if cfg.arch.startswith(TORCHVISION):   # cut now, on the meta device (no memory, no initialisation): a network
-        with torch.device("meta"):       # ssod cannot cut fails before any work
-            torchvision_parts(cfg.arch, cfg.bench.num_classes)
+    if cfg.arch.startswith(TORCHVISION) or cfg.arch == "small_vit":   # cut now, on the meta device (no memory, no
+        with torch.device("meta"):       # initialisation): a network ssod cannot cut fails before any work
+            trunk = torchvision_parts(cfg.arch, cfg.bench.num_classes)[0]
+        size = cfg.image_size or cfg.bench.image_size
+        if isinstance(trunk, ViTTokens) and trunk.vit.image_size != size:   # a ViT's position embedding fixes its size
+            raise ValueError(f"arch {cfg.arch} takes {trunk.vit.image_size}x{trunk.vit.image_size} images, this run's "
+                             f"are {size}x{size} ({cfg.benchmark}; image_size): a ViT's input size is fixed")
     check_out_dir(cfg.out_dir)
     check_init(cfg)
     if cfg.pretrained and cfg.arch != "resnet18_cifar":   # (that one is never pretrained: its stem differs)

@@ -132,8 +132,8 @@ class SSODNet(nn.Module):
         return Outputs(o.logits.float(), o.features.float(), o.id_logit.float(), labels)
 
 # %% ../nbs/02_model.ipynb #fda11c39
-ARCHS = (*SMALL_RESNETS, "resnet18", "resnet18_cifar", "resnet50", "densenet121", "regnet_y_800mf", "mobilenet_v3_large",
-         "mobilenet_v3_small")
+ARCHS = (*SMALL_RESNETS, "small_vit", "resnet18", "resnet18_cifar", "resnet50", "densenet121", "regnet_y_800mf",
+         "mobilenet_v3_large", "mobilenet_v3_small")
 
 def build_model(arch: str = "small_resnet", num_classes: int = 10, in_channels: int = 3, pretrained: bool = False,
                 ood_head: str = "mlp", freeze_backbone: bool = False, freeze_cls: bool = False,

@@ -85,7 +85,8 @@ def test_one_spelling_for_every_flag(args, key, value):
 
 @pytest.mark.parametrize("args, message", [
     (["-m", "ssod.results", "runs/no_such_run"], "no run record at runs/no_such_run"),
-    (["-m", "ssod.experiment", "--arch", "torchvision:vit_b_16", "--benchmark", "fmnist"],
+    (["-m", "ssod.experiment", "--arch", "small_vit", "--benchmark", "fmnist"], "a ViT's input size is fixed"),
+    (["-m", "ssod.experiment", "--arch", "torchvision:maxvit_t", "--benchmark", "fmnist"],
      "has no global average pool"),
     (["benchmarks/time_to_accuracy.py", "--recipes", "demo[lr]"], "lr has no value"),
 ])
