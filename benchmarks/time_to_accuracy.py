@@ -17,7 +17,6 @@ figures/time_to_accuracy.{json,md,png} (the JSON keeps every curve; --plot-only 
 import argparse
 import json
 import os
-import platform
 import re
 import shlex
 import subprocess
@@ -31,14 +30,6 @@ sys.path.insert(0, str(ROOT))
 ISAS = {"native": {}, "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2"}}
 THRESHOLDS = (85.0, 88.0)
 AT_SECONDS = (60, 120)
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def parse_recipe(recipe: str) -> tuple:
@@ -190,6 +181,7 @@ def main():
             fail(str(e))
     if a.every <= 0:
         fail("--every must be > 0")
+    from ssod.runtime import cpu_name   # the CPU's model name, as every record names it
     cpu = cpu_name()
     if a.plot_only:
         if not out.with_suffix(".json").exists():

@@ -125,9 +125,10 @@ def prepare(name: str, root, cache=None, source="auto", log=print, pins: dict | 
     if all(is_prepared(root, label, dest, log) for label, dest, *_ in jobs):
         return [dest for _, dest, *_ in jobs]
     lists, list_sha = _lists(root, pins, log)
-    for label, dest, list_file, archive_name in jobs:
+    archive_name = jobs[0][3]   # one archive serves every list of a set (the ID splits: cifar10): hashed once
+    images_root, sha = _images(root, archive_name, pins, log)
+    for label, dest, list_file, _ in jobs:
         rows = read_imglist(lists / list_file)
-        images_root, sha = _images(root, archive_name, pins, log)
         convert(label, rows, images_root, dest, root, log, source="OpenOOD v1.5 (its Google Drive files)",
                 imglist=f"benchmark_imglist/cifar10/{list_file}", sha256={"benchmark_imglist": list_sha,
                                                                           archive_name: sha}, fixture=fixture)

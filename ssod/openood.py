@@ -13,7 +13,7 @@ from .benchmarks import get_benchmark
 from .results import fixture_warning, read_record
 
 # %% auto #0
-__all__ = ['LEADERBOARD_SOURCE', 'LEADERBOARD', 'SAME_METHOD', 'SET_COLUMNS', 'METRIC_KEYS', 'openood_table', 'main']
+__all__ = ['LEADERBOARD_SOURCE', 'LEADERBOARD', 'SET_COLUMNS', 'METRIC_KEYS', 'openood_table', 'main']
 
 # %% ../nbs/11b_openood.ipynb #99cf0b39
 LEADERBOARD_SOURCE = "OpenOOD v1.5 leaderboard (github.com/Jingkang50/OpenOOD, branch leaderboard, results/cifar10.csv)"
@@ -22,8 +22,7 @@ LEADERBOARD = {"MSP": (88.03, 90.73), "Energy": (87.58, 91.21), "ReAct": (87.11,
                "ASH": (75.27, 78.49), "GEN": (88.20, 91.35), "fDBD": (90.42, 93.16), "NAC": (90.93, 94.60),
                "LogitNorm": (92.33, 96.74), "T2FNorm": (92.79, 96.98), "CIDER": (90.71, 94.71),
                "NPOS": (89.78, 94.07), "VOS": (87.70, 90.83), "RotPred+PixMix": (94.86, 98.18)}
-# ssod's detector -> the leaderboard's name for the same score
-SAME_METHOD = {"msp": "MSP", "energy": "Energy", "react": "ReAct", "knn": "KNN"}
+
 SET_COLUMNS = {"openood_cifar100": "CIFAR-100", "openood_tin": "TIN", "openood_mnist": "MNIST", "openood_svhn": "SVHN",
                "openood_texture": "Texture", "openood_places365": "Places365"}
 
