@@ -85,28 +85,26 @@ study-selection: data-study
 
 # The offline recipe, chosen by time to accuracy on ID validation data (benchmarks/time_to_accuracy.py, in fp32): each
 # recipe against the first one and two choices of the demo recipe against the recipe without them, under oneDNN's AVX2
-# kernels (as on a CPU without native bf16) and natively (figures/time_to_accuracy.*); and the trained preset with and
-# without translations and flips (records in figures/recipe_runs/selection/).
+# kernels (as on a CPU without native bf16) and natively (figures/time_to_accuracy.*); and 4 epochs of the trained
+# recipe with and without translations and flips (records in figures/recipe_runs/selection/).
 RECIPE_TRAIN := ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/ssod-train --benchmark fmnist_scenes --precision fp32
 recipe: data
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa avx2 \
-	  --recipes "adamw_cosine,demo,trained,demo[arch=small_resnet],demo[lr=0.003],trained[epochs=5,augment=shift,hflip=true]"
+	  --recipes "adamw_cosine,demo,trained[epochs=4,augment=none,hflip=false],demo[arch=small_resnet],demo[lr=0.003],trained"
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa native --recipes "adamw_cosine,demo" --append
-	@for spec in "noaug --augment none" "shift_flip --augment shift --hflip true"; do set -- $$spec; name=$$1; shift; \
-	  $(RECIPE_TRAIN) --preset trained --alpha 0 --detectors msp --no-tune "$$@" --out-dir runs/recipe/trained_$$name \
+	@for spec in "noaug --augment none --no-hflip" "shift_flip --augment shift --hflip"; do set -- $$spec; name=$$1; shift; \
+	  $(RECIPE_TRAIN) --preset trained --epochs 4 --alpha 0 --detectors msp --no-tune "$$@" --out-dir runs/recipe/trained_$$name \
 	    || exit 1; \
 	  mkdir -p figures/recipe_runs/selection/trained_$$name; \
 	  cp runs/recipe/trained_$$name/record.json figures/recipe_runs/selection/trained_$$name/; done
 
-# The trained preset's networks on objects in scenes (fp32 under AVX2): vanilla (the selection's run without
-# augmentation, the preset's configuration: made once) and SSOD, and the vanilla network trained twice as long, its
-# plateau (records in figures/recipe_runs/).
+# The trained preset's networks on objects in scenes (fp32 under AVX2): vanilla and SSOD, and the vanilla network
+# trained twice as long, its plateau (records in figures/recipe_runs/).
 trained: data
-	$(RECIPE_TRAIN) --preset trained --alpha 0 --detectors msp --no-tune --augment none --out-dir runs/recipe/trained_noaug
+	$(RECIPE_TRAIN) --preset trained --alpha 0 --detectors msp --no-tune --out-dir runs/recipe/trained_ce
 	$(RECIPE_TRAIN) --preset trained --alpha 1.5 --detectors msp,ssod --no-tune --out-dir runs/recipe/trained_ssod
-	$(RECIPE_TRAIN) --preset trained --alpha 0 --epochs 8 --detectors msp --no-tune --out-dir runs/recipe/plateau_ce
-	@mkdir -p figures/recipe_runs/trained_ce && cp runs/recipe/trained_noaug/record.json figures/recipe_runs/trained_ce/
-	@for r in trained_ssod plateau_ce; do mkdir -p figures/recipe_runs/$$r; \
+	$(RECIPE_TRAIN) --preset trained --alpha 0 --epochs 10 --detectors msp --no-tune --out-dir runs/recipe/plateau_ce
+	@for r in trained_ce trained_ssod plateau_ce; do mkdir -p figures/recipe_runs/$$r; \
 	  cp runs/recipe/$$r/record.json figures/recipe_runs/$$r/; done
 	$(BIN)/python -m ssod.results figures/recipe_runs/trained_ce figures/recipe_runs/trained_ssod figures/recipe_runs/plateau_ce
 
@@ -168,11 +166,12 @@ sync-check: install
 nbtest: data
 	OMP_NUM_THREADS=$(NB_THREADS) $(BIN)/nbdev_test --n_workers $(NB_WORKERS) --timing
 
+# One worker per core, one thread each (each test file on one worker, so its fixtures are made once).
 pytest: data
-	OMP_NUM_THREADS=$(CORES) $(BIN)/python -m pytest -q --durations=40 -m "not slow" tests
+	OMP_NUM_THREADS=$(NB_THREADS) $(BIN)/python -m pytest -q -n $(NB_WORKERS) --dist loadfile --durations=40 -m "not slow" tests
 
 # The longest paper-path process tests (ResNet-18 at 224 on the fixtures, the ImageNet folder path, a torchrun job with
-# a killed rank resumed): about 2.5 minutes on 2 cores, left out of make test to keep it within 15 minutes.
+# a killed rank resumed): about 2.5 minutes on 2 cores, left out of make test to keep it within 10 minutes.
 test-slow: data
 	OMP_NUM_THREADS=$(CORES) $(BIN)/python -m pytest -q --durations=10 -m slow tests
 

@@ -215,7 +215,7 @@ _OFFLINE_RECIPE = dict(batch_size=128, lr=1e-2, weight_decay=0.05, lr_schedule="
 PRESETS = {
     "paper": {},
     "demo": dict(_OFFLINE_RECIPE, epochs=1),
-    "trained": dict(_OFFLINE_RECIPE, epochs=4),
+    "trained": dict(_OFFLINE_RECIPE, epochs=5),
     "adamw_cosine": _ADAMW_COSINE,
     "released": dict(sampler="released", ood_head="mlp", freeze_backbone=True, freeze_cls=True, alpha=0.1,
                      gap_positive=False, lr_step=10),
@@ -237,7 +237,7 @@ SCENE_BENCHMARKS = ("fmnist_scenes", "scenes_rho0", "scenes_rho0.8")
 BENCHMARK_PRESETS = {("demo", "fmnist"): DEMO_EVAL, ("adamw_cosine", "fmnist"): _ADAMW_COSINE_BUDGET,
                      **{("adamw_cosine", b): _SCENES_ADAMW_COSINE for b in SCENE_BENCHMARKS},
                      **{("demo", b): dict(_SCENES_OFFLINE, **DEMO_EVAL) for b in SCENE_BENCHMARKS},
-                     **{("trained", b): _SCENES_OFFLINE for b in SCENE_BENCHMARKS}}
+                     **{("trained", b): dict(_SCENES_OFFLINE, augment="shift", hflip=True) for b in SCENE_BENCHMARKS}}
 PAPER_ARCH = {"fmnist": "small_resnet", "fmnist_scenes": "small_resnet", "scenes_rho0": "small_resnet",
               "scenes_rho0.8": "small_resnet", "folder": "resnet18", "cifar10": "resnet18", "cifar10_32": "resnet18_cifar",
               "openood_cifar10": "resnet18_cifar", "imagenet": "resnet50"}

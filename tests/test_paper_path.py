@@ -52,7 +52,7 @@ def papermill(repo_root, notebook, out, params: dict, yaml: dict | None = None):
         cmd += ["-p", k, str(v)]
     for k, v in (yaml or {}).items():
         cmd += ["-y", f"{k}: {json.dumps(v)}"]
-    r = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, env={**ENV, "OMP_NUM_THREADS": "2"})
+    r = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, env={**ENV, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")})
     assert r.returncode == 0, r.stderr[-4000:]
 
 

@@ -22,10 +22,13 @@ def test_nbdev_test_workers_times_threads_fit_the_cores(repo_root, cores):
     assert workers >= 1 and threads >= 1 and workers * threads <= cores, line
 
 
-def test_pytest_uses_the_cores_once(repo_root):
-    out = dry_run(repo_root, "pytest", CORES=2)
+@pytest.mark.parametrize("cores", [1, 2, 3, 8])
+def test_pytest_workers_times_threads_fit_the_cores(repo_root, cores):
+    out = dry_run(repo_root, "pytest", CORES=cores)
     line = next(l for l in out.splitlines() if "pytest" in l and "OMP_NUM_THREADS" in l)
-    assert "OMP_NUM_THREADS=2" in line and "-n " not in line   # one pytest process, no xdist workers
+    threads = int(re.search(r"OMP_NUM_THREADS=(\d+)", line).group(1))
+    workers = int(re.search(r" -n (\d+)", line).group(1))
+    assert workers >= 1 and threads >= 1 and workers * threads <= cores, line
 
 
 def test_ddp_test_ranks_use_one_thread_each():
