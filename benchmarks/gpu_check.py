@@ -117,9 +117,10 @@ class _LoaderOwner:
     def __init__(self, p):
         import torch
         from ssod.config import make_config
-        from ssod.benchmarks import get_benchmark
-        self.cfg = make_config("paper", benchmark="cifar10", image_size=p["size"], batch_size=p["batches"][0])
-        self.bench, self.device = get_benchmark("cifar10"), torch.device(p["device"])
+        from ssod.sources import data_source
+        self.cfg, self.source = data_source(make_config("paper", benchmark="cifar10", image_size=p["size"],
+                                                        batch_size=p["batches"][0]))
+        self.device = torch.device(p["device"])
 
 
 def synthetic_loader(trainer, n_batches, p, seed=0):
@@ -127,8 +128,8 @@ def synthetic_loader(trainer, n_batches, p, seed=0):
     import torch
     from ssod.data import ImageSet
     from ssod.loaders import make_loader
-    from ssod.train import train_transform
-    cfg, bench = trainer.cfg, trainer.bench
+    from ssod.sources import train_transform
+    cfg, bench = trainer.cfg, trainer.source.bench
     g = torch.Generator().manual_seed(seed)
     n = n_batches * cfg.batch_size
     ds = ImageSet(torch.randint(0, 256, (n, bench.in_channels, p["src"], p["src"]), dtype=torch.uint8, generator=g),

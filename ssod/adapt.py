@@ -5,23 +5,17 @@
 # %% ../nbs/13_your_model.ipynb #df2567ee
 from __future__ import annotations
 import warnings
-from dataclasses import replace
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset
 
 from .framework import Outputs
 from .model import NetOutput
-from .benchmarks import shuffle_patches
-from .methods import method_views
-from .config import OWN, TrainConfig
 from .inference import predict
 from .detectors import Detector
 from .tuning import detector_class, make_detector, tune
 
 # %% auto #0
-__all__ = ['VAL_OOD_MAX', 'Classifier', 'model_device', 'fit_detector', 'score', 'tune_detector', 'outputs_of_features',
-           'OutlierScores', 'OwnData']
+__all__ = ['Classifier', 'model_device', 'fit_detector', 'score', 'tune_detector', 'outputs_of_features', 'OutlierScores']
 
 # %% ../nbs/13_your_model.ipynb #371d390f
 class Classifier(nn.Module):
@@ -161,181 +155,3 @@ class OutlierScores(_PeerDetector):
         if self.detector.needs_inputs:
             raise ValueError(f"{self.detector!r} perturbs the input images: score images with predict(x)")
         return -self.detector.score(outputs_of_features(self.model, z))
-
-# %% ../nbs/13_your_model.ipynb #1785f79e
-def _dataset(ds, what: str):
-    "`ds` if it is a non-empty map-style Dataset, else an error saying what to pass."
-    if isinstance(ds, DataLoader):
-        raise ValueError(f"{what} is a DataLoader: pass its Dataset ({what}.dataset); the batch size, the order and the "
-                         "processes are the run's (TrainConfig batch_size, seed; torchrun)")
-    if torch.is_tensor(ds) or not (hasattr(ds, "__getitem__") and hasattr(ds, "__len__")):
-        raise ValueError(f"{what} must be a map-style torch Dataset of (x, y) (e.g. TensorDataset(x, y)), got "
-                         f"{type(ds).__name__}")
-    if len(ds) == 0:
-        raise ValueError(f"{what} is empty")
-    return ds
-
-def _kind(v) -> str:
-    return f"a {v.dtype} tensor of shape {tuple(v.shape)}" if torch.is_tensor(v) else f"a {type(v).__name__}"
-
-def _first(ds, what: str, labelled: bool) -> torch.Tensor:
-    "x of item 0 of `ds`, checked: a float tensor C x H x W, with a class index y beside it when `labelled`."
-    item = ds[0]
-    x, y = (item[0], item[1] if len(item) > 1 else None) if isinstance(item, (tuple, list)) else (item, None)
-    if not (torch.is_tensor(x) and x.is_floating_point() and x.ndim == 3):
-        raise ValueError(f"{what}[0] gives x as {_kind(x)}: x must be a float tensor C x H x W, ready for the model "
-                         "(e.g. torchvision's ToImage, ToDtype(float32, scale=True) and Normalize in the Dataset)")
-    if labelled and not (isinstance(y, int) or torch.is_tensor(y) and y.ndim == 0 and not y.is_floating_point()):
-        raise ValueError(f"{what}[0] gives y as {_kind(y)}: items must be (x, y) with y the class index")
-    return x
-
-def _labels(ds):
-    "The labels of a TensorDataset (or a Subset of one) without reading its images; None for other Datasets."
-    if isinstance(ds, Subset):
-        y = _labels(ds.dataset)
-        return None if y is None else y[torch.as_tensor(ds.indices)]
-    return ds.tensors[1] if isinstance(ds, TensorDataset) and len(ds.tensors) > 1 else None
-
-def _num_classes(sets, given) -> int:
-    "`given`, else len(classes) of the training set, else 1 + the largest label of the TensorDatasets; labels checked."
-    n = given or len(getattr(sets[0], "classes", None) or []) or max(
-        (int(y.max()) + 1 for y in map(_labels, sets) if y is not None), default=0)
-    if n < 2:
-        raise ValueError("cannot tell how many classes train has (no .classes, not a TensorDataset): pass num_classes")
-    for ds, what in zip(sets, ("train", "val", "test")):
-        y = _labels(ds)
-        if y is not None and (y.min() < 0 or y.max() >= n):
-            raise ValueError(f"{what} has labels in [{int(y.min())}, {int(y.max())}]; with {n} classes they must be in "
-                             f"[0, {n - 1}]")
-    return n
-
-# %% ../nbs/13_your_model.ipynb #355a15dd
-class _Batches:
-    "A Dataset read in batches of (x, y) (what `predict` reads), with `len` and `subset` as ssod's image sets have."
-    masks = None   # no object masks (the trainer's sampler diagnostic needs them)
-
-    def __init__(self, ds, batch_size: int = 256, workers: int = 0, name: str = ""):
-        self.ds, self.batch_size, self.workers, self.name = ds, batch_size, workers, name
-
-    def __len__(self): return len(self.ds)
-
-    def subset(self, idx, name=None) -> "_Batches":
-        return _Batches(Subset(self.ds, torch.as_tensor(idx).tolist()), self.batch_size, self.workers, name or self.name)
-
-    def __iter__(self):
-        return iter(DataLoader(self.ds, self.batch_size, num_workers=self.workers))
-
-class _Views(Dataset):
-    "Item i as `views` draws of the Dataset's own (augmented) item i, stacked: V x C x H x W."
-    def __init__(self, ds, views: int): self.ds, self.views = ds, views
-    def __len__(self): return len(self.ds)
-    def __getitem__(self, i):
-        items = [self.ds[i] for _ in range(self.views)]
-        return torch.stack([it[0] for it in items]), items[0][1]
-
-class _TrainBatches:
-    "Training batches of a Dataset on `device`: the global `batch_size` over the processes, full batches, order by (seed, epoch)."
-    def __init__(self, ds, batch_size: int, seed: int, device, rank: int = 0, world_size: int = 1, views: int = 1,
-                 workers: int = 0):
-        if batch_size % world_size:
-            raise ValueError(f"batch_size {batch_size} must be divisible by the {world_size} processes")
-        self.device, self.views = torch.device(device), views
-        self.sampler = DistributedSampler(ds, world_size, rank, shuffle=True, seed=seed, drop_last=True)
-        self.loader = DataLoader(_Views(ds, views) if views > 1 else ds, batch_size // world_size, sampler=self.sampler,
-                                 drop_last=True, num_workers=workers, pin_memory=self.device.type == "cuda",
-                                 generator=torch.Generator().manual_seed(seed))
-
-    def set_epoch(self, epoch: int): self.sampler.set_epoch(epoch)
-    def __len__(self): return len(self.loader)
-
-    def __iter__(self):
-        for x, y, *_ in self.loader:
-            if self.views > 1:   # B x V x C x H x W -> view 1 of the batch, then view 2, ...
-                x = x.transpose(0, 1).flatten(0, 1)
-            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-
-def _first_n(ds, n: int):
-    return Subset(ds, range(min(n, len(ds)))) if n else ds
-
-# %% ../nbs/13_your_model.ipynb #6371ab35
-VAL_OOD_MAX = 5000   # validation images held in memory to make the patch-shuffled OOD validation set
-
-class OwnData:
-    """Your data sets: `train`, `val`, `test` Datasets of model-ready (x, y); `ood` {name: Dataset of x or (x, ...)},
-    the test OOD sets; `std` the per-channel std x was divided by; `val_ood` OOD validation data for tuning (default:
-    `val` with shuffled patches); `groups` {group: OOD set names} averaged in the record; `workers` loader processes.
-    `test`, `ood` and `std` are needed for an evaluation, not for training alone."""
-    id_set, covariate = OWN, ()
-
-    def __init__(self, train, val, test=None, ood: dict | None = None, std=None, val_ood=None,
-                 num_classes: int | None = None, groups: dict | None = None, workers: int = 0, name: str = OWN):
-        self.train, self.val = _dataset(train, "train"), _dataset(val, "val")
-        self.test = None if test is None else _dataset(test, "test")
-        if ood is not None and not isinstance(ood, dict):
-            raise ValueError(f"ood must map a name to each test OOD Dataset, e.g. {{'mnist': mnist_test}}; got {_kind(ood)}")
-        self.ood = {str(k): _dataset(v, f"ood[{k!r}]") for k, v in (ood or {}).items()}
-        self.val_ood = None if val_ood is None else _dataset(val_ood, "val_ood")
-        self.shape = tuple(_first(self.train, "train", True).shape)
-        others = [("val", self.val, True), ("test", self.test, True), ("val_ood", self.val_ood, False),
-                  *((f"ood[{k!r}]", v, False) for k, v in self.ood.items())]
-        for what, ds, labelled in others:
-            c = None if ds is None else _first(ds, what, labelled).shape[0]
-            if c not in (None, self.shape[0]):
-                raise ValueError(f"{what} has {c}-channel images, train {self.shape[0]}-channel ones")
-        self.in_channels, self.image_size = self.shape[0], min(self.shape[1:])
-        self.std = None if std is None else tuple(float(s) for s in std)
-        if self.std is not None and (len(self.std) != self.in_channels or min(self.std) <= 0):
-            raise ValueError(f"std needs {self.in_channels} positive value(s), one per channel; got {std!r}")
-        self.num_classes = _num_classes([s for s in (self.train, self.val, self.test) if s is not None], num_classes)
-        self.ood_sets, self.groups = tuple(self.ood), {g: tuple(s) for g, s in (groups or {}).items()}
-        stray = {s for sets in self.groups.values() for s in sets} - set(self.ood)
-        if stray:
-            raise ValueError(f"groups name {sorted(stray)}, which are not among the OOD sets {sorted(self.ood)}")
-        self.workers, self.name = workers, name
-
-    def configure(self, cfg: TrainConfig) -> TrainConfig:
-        "`cfg` with what these data fix (classes, channels, image size); a different value set there fails, naming it."
-        if cfg.benchmark != OWN:
-            raise ValueError(f"your data sets train with benchmark='own' (make_config(..., benchmark='own')), not "
-                             f"{cfg.benchmark!r}")
-        facts = {"num_classes": self.num_classes, "in_channels": self.in_channels, "image_size": self.image_size}
-        clash = [f"{k} {getattr(cfg, k)} there, {v} in the data" for k, v in facts.items() if getattr(cfg, k) not in (0, v)]
-        if clash:
-            raise ValueError("the configuration does not fit your data: " + "; ".join(clash))
-        return replace(cfg, **facts)
-
-    def check(self, cfg: TrainConfig, ood_sets=None) -> int:
-        "What an evaluation needs, checked before any work; returns how many training images the detectors fit on."
-        lacking = [k for k, v in (("test", self.test), ("ood", self.ood or None), ("std", self.std)) if v is None]
-        if lacking:
-            raise ValueError(f"an evaluation reads {', '.join(lacking)}: pass them to OwnData")
-        unknown = sorted(set(ood_sets or ()) - set(self.ood))
-        if unknown:
-            raise ValueError(f"ood_sets {unknown} are not among your OOD sets {sorted(self.ood)}")
-        return min(len(self.train), cfg.fit_limit) if cfg.fit_limit else len(self.train)
-
-    def loaders(self, cfg: TrainConfig, device, rank: int = 0, world_size: int = 1) -> tuple:
-        "(training set, validation batches, training batches) of a run of `cfg` (the trainer's `_data`)."
-        train = _first_n(self.train, cfg.limit_train)
-        batches = _TrainBatches(train, cfg.batch_size, cfg.seed, device, rank, world_size, method_views(cfg.method),
-                                self.workers)
-        return train, _Batches(_first_n(self.val, cfg.limit_eval), cfg.eval_batch_size or cfg.batch_size,
-                               self.workers, "val"), batches
-
-    def load(self, name: str, split: str = "test", n: int = 0, batch_size: int = 256) -> _Batches:
-        "Set `name` (`own` with its split, an OOD set, or `val_ood`) in batches; `n` > 0: `val_ood` from the first n."
-        if name == "val_ood":
-            if self.val_ood is not None:
-                return _Batches(self.val_ood, batch_size, self.workers, name)
-            val = _Batches(_first_n(self.val, min(n or len(self.val), VAL_OOD_MAX)), batch_size, self.workers)
-            return _Batches(TensorDataset(shuffle_patches(torch.cat([b[0] for b in val]))), batch_size, 0, name)
-        ds = {"train": self.train, "val": self.val, "test": self.test}[split] if name == OWN else self.ood[name]
-        return _Batches(ds, batch_size, self.workers, name)
-
-    def describe(self) -> dict:
-        "What the run record says about the data: name, image shape, classes, std and the size of every set."
-        return {"name": self.name, "shape": list(self.shape), "num_classes": self.num_classes,
-                "std": None if self.std is None else list(self.std),
-                "sizes": {"train": len(self.train), "val": len(self.val), "test": len(self.test or []),
-                          **({"val_ood": len(self.val_ood)} if self.val_ood is not None else {}),
-                          **{f"ood:{k}": len(v) for k, v in self.ood.items()}}}

@@ -13,10 +13,8 @@ from pathlib import Path
 import torch
 
 from .config import TrainConfig
-from .files import DataNotFound
 from .manifest import read_json
-from .data import load_dataset
-from .benchmarks import Benchmark, check_images
+from .sources import data_source
 from .checkpoints import check_init
 from .backbones import TORCHVISION, ViTTokens, is_factory_arch, factory_parts, torchvision_parts
 from .backbones import pretrained_file
@@ -24,8 +22,8 @@ from .methods import METHODS
 from .tuning import detector_class, detector_names
 
 # %% auto #0
-__all__ = ['MIN_TUNE', 'default_detectors', 'parse_detector_params', 'check_detectors', 'check_data', 'candidate_values',
-           'check_fit_and_tune', 'check_out_dir', 'check_run']
+__all__ = ['MIN_TUNE', 'default_detectors', 'parse_detector_params', 'check_detectors', 'candidate_values', 'check_fit_and_tune',
+           'check_out_dir', 'check_run']
 
 # %% ../nbs/09a_checks.ipynb #4054fc6f
 def default_detectors(cfg: TrainConfig) -> list:
@@ -70,26 +68,6 @@ def check_detectors(cfg: TrainConfig, detectors=None, detector_params=None) -> t
     return dets, params
 
 # %% ../nbs/09a_checks.ipynb #ad1aea72
-def check_data(cfg: TrainConfig, ood_sets=None, bench: Benchmark | None = None) -> int:
-    """Load every data set the run reads (ID splits, validation OOD, test OOD, covariate-shifted sets) of `bench`
-    (default: the run's, `cfg.bench`); all missing ones in one error. Returns how many training images detectors fit on."""
-    bench, root = cfg.bench if bench is None else bench, cfg.data_root or None
-    needed = [(bench.id_set, s) for s in ("train", "val", "test")] + [(o, "test") for o in (ood_sets or bench.ood_sets + bench.covariate)]
-    if bench.val_ood != "shuffled_patches":  # else it is made from the ID validation split, checked above
-        needed.append((bench.val_ood, "test"))
-    missing, n_train = [], 0
-    for name, split in needed:
-        try:
-            ds = load_dataset(name, split, root)
-            n_train = len(ds) if split == "train" else n_train
-            if bench.name == "folder":   # your own folders: every image opened now, not at its batch
-                check_images(ds)
-        except DataNotFound as e:
-            missing.append(str(e))
-    if missing:
-        raise DataNotFound(f"{len(missing)} data set(s) this run reads are missing:\n" + "\n".join(missing))
-    return min(n_train, cfg.fit_limit) if cfg.fit_limit else n_train
-
 def candidate_values(cls, fixed: dict, tune: bool = True) -> dict:
     "{hyperparameter: values the evaluation may use}: the fixed ones, else the grid when tuning, else the defaults."
     if fixed:
@@ -133,8 +111,8 @@ def check_out_dir(path, evaluation: bool = False) -> Path:
 
 # %% ../nbs/09a_checks.ipynb #c62c5fec
 def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = None, tune: bool = True,
-              data=None) -> list:
-    "Every check that can fail before training starts (`data`: your data sets, notebook 13); returns the detectors."
+              source=None) -> list:
+    "Every check that can fail before training starts (`source`: the run's data source, notebook 04j; default its benchmark); returns the detectors."
     dets, params = check_detectors(cfg, detectors, detector_params)
     if cfg.arch.startswith(TORCHVISION) or cfg.arch == "small_vit":   # cut now, on the meta device (no memory, no
         with torch.device("meta"):       # initialisation): a network ssod cannot cut fails before any work
@@ -147,7 +125,7 @@ def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = N
     check_init(cfg)
     if cfg.pretrained and cfg.arch != "resnet18_cifar":   # (that one is never pretrained: its stem differs)
         pretrained_file(cfg.arch, cfg.pretrained_path)    # on this machine, or a clear error with the URL
-    n_fit = data.check(cfg) if data is not None else check_data(cfg)
+    n_fit = (source or data_source(cfg)[1]).check(cfg)
     if is_factory_arch(cfg.arch):   # your network, built once now: a factory that fails does so before any work
         factory_parts(cfg.arch, cfg.bench.num_classes, cfg.bench.in_channels, cfg.arch_kwargs)
     check_fit_and_tune(cfg, dets, params, n_fit, tune)

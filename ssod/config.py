@@ -25,7 +25,7 @@ __all__ = ['OWN', 'PRESETS', 'DEMO_EVAL', 'SCENE_BENCHMARKS', 'BENCHMARK_PRESETS
            'train_parameter_names', 'check_parameters']
 
 # %% ../nbs/04a_config.ipynb #57935e9c
-OWN = "own"   # the benchmark of data sets passed in Python (ssod.adapt.OwnData, notebook 13)
+OWN = "own"   # the benchmark of data sets passed in Python (ssod.sources.OwnData, notebook 13)
 
 @dataclass
 class TrainConfig(LossConfig):
@@ -33,7 +33,7 @@ class TrainConfig(LossConfig):
     benchmark: str = param("fmnist_scenes", "offline: fmnist_scenes, scenes_rho0, scenes_rho0.8 or fmnist; "
                            "cifar10, cifar10_32, openood_cifar10 (OpenOOD v1.5) or imagenet; folder (your image "
                            "folders: train_dir, test_dir, ood_dirs); own (your torch Datasets, passed in Python to "
-                           "ssod.experiment.run as an ssod.adapt.OwnData)")
+                           "ssod.experiment.run as an ssod.sources.OwnData)")
     train_dir: str = param("", "benchmark folder: training images, one sub-folder per class", optional=True)
     val_dir: str = param("", "benchmark folder: validation images by class; empty: a fixed 10% of train_dir",
                          optional=True)

@@ -6,7 +6,6 @@
 from __future__ import annotations
 import contextlib
 import os
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import torch
@@ -14,8 +13,8 @@ import torch.distributed as dist
 from torch import nn
 
 # %% auto #0
-__all__ = ['EVAL_WAIT_S', 'init_distributed', 'GlobalBatchNorm', 'convert_sync_bn', 'Term', 'sample_counts', 'Loss',
-           'reduce_over_processes', 'mean_over_processes', 'rank_zero_alone']
+__all__ = ['EVAL_WAIT_S', 'init_distributed', 'GlobalBatchNorm', 'convert_sync_bn', 'reduce_over_processes',
+           'mean_over_processes', 'rank_zero_alone']
 
 # %% ../nbs/04d_distributed.ipynb #e224474c
 def init_distributed(timeout_s: int = 300, device: str = "auto"):
@@ -72,61 +71,9 @@ def convert_sync_bn(module: nn.Module, device: torch.device) -> nn.Module:
             convert_sync_bn(child, device)
     return module
 
-# %% ../nbs/04d_distributed.ipynb #92dce318
-@dataclass
-class Term:
-    """One loss term as this process's per-group loss sums and the groups' sample counts. Its value divides every sum by
-    its group's size; `weights` None takes the mean over the non-empty groups (LWB), else the weighted sum of the means."""
-    sums: list                    # per-group loss sums (tensors that keep the graph)
-    counts: torch.Tensor          # per-group sample counts of this process (float64)
-    weights: tuple | None = None
-
-    def value(self, counts: torch.Tensor | None = None) -> torch.Tensor:
-        """The term from group sizes `counts` (default: this process's; several processes pass their totals). An empty
-        group adds 0 (its sum is an empty sum). Computed on the device: the host reads no count."""
-        n = self.counts if counts is None else counts
-        means = [s / c.clamp(min=1).to(s.dtype) for s, c in zip(self.sums, n)]
-        if self.weights is not None:
-            return sum(w * m for w, m in zip(self.weights, means))
-        present = (n > 0).to(means[0].dtype)    # LWB: the mean over the non-empty groups; all empty: a zero with a graph
-        return sum(m * p for m, p in zip(means, present)) / present.sum().clamp(min=1)
-
-def sample_counts(*n, device=None) -> torch.Tensor:
-    "Sample counts as one float64 tensor: numbers (made on `device`) or 0-d tensors such as mask sums (left where they are)."
-    return torch.stack([k.to(torch.float64) if torch.is_tensor(k)
-                        else torch.full((), float(k), dtype=torch.float64, device=device) for k in n])
-
-@dataclass
-class Loss:
-    "A step's objective: name -> (weight, Term), plus statistics for logging; `reduce` gives (loss, stats)."
-    terms: dict
-    stats: dict = field(default_factory=dict)
-
-    def add(self, name: str, weight: float, term: Term) -> "Loss":
-        self.terms[name] = (weight, term)
-        return self
-
-    def counts(self) -> torch.Tensor:
-        "The group sizes of all terms, in order, in one float64 tensor on the device of the terms."
-        return torch.cat([t.counts for _, t in self.terms.values()])
-
-    def reduce(self, counts: torch.Tensor | None = None, to_host: bool = True):
-        """(loss, stats): the sum of weight x term value, each term from its slice of `counts` (default: `self.counts()`).
-        The statistics are floats; `to_host=False` leaves them float64 0-d tensors on the device (a training step
-        then reads nothing; the trainer reads their sums once per epoch)."""
-        counts = self.counts() if counts is None else counts
-        values, i = {}, 0
-        for name, (w, t) in self.terms.items():
-            k = len(t.counts)
-            values[name] = t.value(counts[i:i + k])
-            i += k
-        loss = sum(self.terms[name][0] * v for name, v in values.items())
-        stats = {**{name: v.detach().double() for name, v in values.items()}, **self.stats}
-        return loss, {k: v.item() if to_host and torch.is_tensor(v) else v for k, v in stats.items()}
-
 # %% ../nbs/04d_distributed.ipynb #1a51d04e
-def reduce_over_processes(loss: Loss, world_size: int, all_reduce=None, to_host: bool = True):
-    """(loss, stats) of one process for DDP: `loss.reduce` with the counts summed over the processes in one `all_reduce`
+def reduce_over_processes(loss, world_size: int, all_reduce=None, to_host: bool = True):
+    """(loss, stats) of one process for DDP: `loss.reduce` (a `Loss` of notebook 03) with the counts summed over the processes in one `all_reduce`
     (default `torch.distributed.all_reduce`), times `world_size` because DDP averages the processes' gradients. The
     term values logged are scaled alike, so their mean over the processes is the global batch's. `to_host=False`: the
     statistics stay tensors on the device (see `Loss.reduce`)."""

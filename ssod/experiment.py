@@ -11,7 +11,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -20,20 +20,19 @@ from .config import OWN, TrainConfig, make_config, PRESETS
 from .params import coerce
 from .runtime import resolve_device, resolve_precision, runtime_info
 from .files import DataNotFound
-from .manifest import fixture_sets
-from .benchmarks import Benchmark, get_benchmark
+from .benchmarks import get_benchmark
 from .train import Trainer
 from .checkpoints import model_from_checkpoint, resolve_checkpoint
 from .distributed import rank_zero_alone
 from .tuning import detector_names
-from .checks import (check_data, check_detectors, check_fit_and_tune, check_out_dir, check_run, default_detectors,
+from .sources import BenchmarkData, data_source
+from .checks import (check_detectors, check_fit_and_tune, check_out_dir, check_run, default_detectors,
                          parse_detector_params)
 from .results import evaluate_model, write_record, code_version, record_table
 from .metrics import METRIC_DEFINITIONS
 
 # %% auto #0
-__all__ = ['RunFolderBusy', 'RunLock', 'run_record', 'evaluate', 'run', 'evaluate_checkpoint', 'evaluate_parameters',
-           'build_parser', 'main']
+__all__ = ['RunFolderBusy', 'RunLock', 'run_record', 'run', 'evaluate_checkpoint', 'evaluate_parameters', 'build_parser', 'main']
 
 # %% ../nbs/09_experiment.ipynb #cf2b942c
 class RunFolderBusy(RuntimeError):
@@ -64,19 +63,13 @@ class RunLock:
         return False
 
 # %% ../nbs/09_experiment.ipynb #e59af758
-def run_record(cfg: TrainConfig, ev: dict, device, precision: str, data_root=None, data=None, bench: Benchmark | None = None,
-               **config_extra) -> dict:
-    """The run record of an evaluation `ev` (see `evaluate_model`) of a model of `cfg` (one shape for training and
-    re-evaluation). `config.benchmark` stays the benchmark the network was trained on; an evaluation on another one says
-    so in `config.eval_benchmark`. `data.fixtures` lists the sets read that are synthetic stand-ins (tests); with your
-    data sets (`data`, notebook 13) the record describes them instead."""
-    if data is not None:
-        described = {"fixtures": [], **data.describe()}
-    else:
-        bench = cfg.bench if bench is None else bench   # the benchmark evaluated, resolved by the caller
-        described = {"fixtures": fixture_sets([bench.id_set, *ev["ood"]], data_root or cfg.data_root or None)}
+def run_record(cfg: TrainConfig, ev: dict, device, precision: str, source, **config_extra) -> dict:
+    """The run record of an evaluation `ev` (see `evaluate_model`) of a model of `cfg` on the data source `source` (one
+    shape for training and re-evaluation). `config.benchmark` stays the benchmark the network was trained on; an
+    evaluation on another one says so in `config.eval_benchmark`. `data` is what the source says of itself: which sets
+    read are synthetic stand-ins (`fixtures`, tests), and for your data sets their shapes and sizes (notebook 04j)."""
     return {"config": {**cfg.to_dict(), **config_extra, "code_version": code_version()},
-            "data": described,
+            "data": source.describe(list(ev["ood"])),
             "runtime": runtime_info(device, precision), "metric_definitions": METRIC_DEFINITIONS,
             "id_acc": ev["id_acc"], "ood": ev["ood"], "ood_avg": ev["ood_avg"], "ood_groups": ev["ood_groups"],
             **{k: ev[k] for k in ("covariate", "covariate_acc") if k in ev},
@@ -84,18 +77,13 @@ def run_record(cfg: TrainConfig, ev: dict, device, precision: str, data_root=Non
             "tuning_auroc": ev["tuning_auroc"],
             "timing": {"eval_s": ev["eval_s"], "feature_pass_s": ev["feature_pass_s"], "detector_s": ev["detector_s"]}}
 
-def evaluate(model, cfg: TrainConfig, detectors, detector_params, tune, device, precision, log=print, data=None,
-             bench: Benchmark | None = None, **kw) -> dict:
-    """`evaluate_model` with the configuration's evaluation settings (limits, batch size, image size, data root), on
-    `bench` (default: the run's benchmark) or your data sets `data`."""
-    if data is not None:
-        model.input_std = data.std   # ODIN's and Mahalanobis's step eps is in pixel units of your inputs
-    bench = data if data is not None else cfg.bench if bench is None else bench
-    return evaluate_model(model, bench, detectors, detector_params, tune, device,
+def _evaluate(model, cfg: TrainConfig, source, detectors, detector_params, tune, device, precision, log=print, **kw) -> dict:
+    "`evaluate_model` on the data source `source` with the configuration's evaluation settings (limits, batch size, image size)."
+    model.input_std = source.std   # ODIN's and Mahalanobis's step eps is in pixel units of the inputs
+    return evaluate_model(model, source, detectors, detector_params, tune, device,
                           precision, batch_size=cfg.eval_batch_size or cfg.batch_size, channels_last=cfg.channels_last,
                           image_size=cfg.image_size, limit_eval=kw.pop("limit_eval", cfg.limit_eval),
-                          limit_fit=cfg.fit_limit, limit_tune=cfg.limit_tune,
-                          root=kw.pop("data_root", None) or cfg.data_root or None, log=log, **kw)
+                          limit_fit=cfg.fit_limit, limit_tune=cfg.limit_tune, log=log, **kw)
 
 def _set_aside(out_dir: Path, log=print):
     "A new run (resume=False) into a folder with results: move the old record and checkpoints into previous/<time>/."
@@ -112,25 +100,24 @@ def run(cfg: TrainConfig, detectors=None, tune: bool = True, detector_params: di
         cache_features: bool = False, log=print, progress: bool = True, check: bool = True, data=None) -> dict:
     """Check (unless the caller did), train, evaluate, write {out_dir}/record.json; returns the record. The run holds
     its folder's lock from the first step to the record, so a second run into the folder fails at once. `data`: your
-    own data sets (`ssod.adapt.OwnData`, notebook 13) with `cfg.benchmark` 'own'."""
-    if data is not None:
-        cfg = data.configure(cfg)   # they fix the classes, channels and image size of the run
-        if cache_features:
-            raise ValueError("cache_features keys its files by ssod's own data sets; leave it off with data=")
-    dets = check_run(cfg, detectors, detector_params, tune, data) if check else list(detectors or default_detectors(cfg))
+    own data sets (`ssod.sources.OwnData`, notebook 04j) with `cfg.benchmark` 'own'."""
+    if data and cache_features:
+        raise ValueError("cache_features keys its files by ssod's own data sets; leave it off with data=")
+    cfg, source = data_source(cfg, data)   # resolved once: your data sets fix the classes, channels and image size
+    dets = check_run(cfg, detectors, detector_params, tune, source) if check else list(detectors or default_detectors(cfg))
     params = parse_detector_params(detector_params)
     writer = int(os.environ.get("RANK", "0")) == 0   # under torchrun rank 0 writes checkpoints and the record
     with RunLock(cfg.out_dir, log) if writer else contextlib.nullcontext():
         if writer and not cfg.resume:
             _set_aside(Path(cfg.out_dir), log)
-        trainer = Trainer(cfg, log=log, progress=progress, data=data).fit()
+        trainer = Trainer(cfg, log=log, progress=progress, data=source).fit()
         with rank_zero_alone(trainer.world_size) as evaluator:   # the other processes wait, then all leave together
             if not evaluator:
                 return None
             log(f"evaluating {len(dets)} detectors on {cfg.benchmark}")
-            ev = evaluate(trainer.model, cfg, dets, params, tune, trainer.device, trainer.precision, log, data,
+            ev = _evaluate(trainer.model, cfg, source, dets, params, tune, trainer.device, trainer.precision, log,
                           cache_dir=Path(cfg.out_dir) / "features" if cache_features else None)
-            record = run_record(cfg, ev, trainer.device, trainer.precision, data=data, detectors=dets, tune=tune,
+            record = run_record(cfg, ev, trainer.device, trainer.precision, source, detectors=dets, tune=tune,
                                 detector_params=params)
             record["train"] = {"history": trainer.history, "best": trainer.best}
             record["timing"]["train_s"] = sum(h["seconds"] for h in trainer.history)
@@ -147,30 +134,27 @@ def evaluate_checkpoint(checkpoint, out_dir, detectors=None, ood_sets=None, benc
     path = resolve_checkpoint(checkpoint)
     dev = resolve_device(device)
     model, cfg = model_from_checkpoint(path, dev)
-    if data is not None or cfg.benchmark == OWN:
-        if data is None:
-            raise ValueError(f"{path} was trained on data sets passed in Python (benchmark own): pass them again, "
-                             "evaluate_checkpoint(..., data=OwnData(...))")
-        if benchmark is not None or cache_features:
-            raise ValueError("with data= the evaluation reads your data sets: leave benchmark and cache_features unset")
-        data.configure(cfg)   # your data must have the checkpoint's classes, channels and image size
+    if cfg.benchmark == OWN and not data:
+        raise ValueError(f"{path} was trained on data sets passed in Python (benchmark own): pass them again, "
+                         "evaluate_checkpoint(..., data=OwnData(...))")
+    if data and (benchmark is not None or cache_features):
+        raise ValueError("with data= the evaluation reads your data sets: leave benchmark and cache_features unset")
     dets, params = check_detectors(cfg, detectors, detector_params)
     limit_eval = cfg.limit_eval if limit_eval is None else coerce("limit_eval", "int", limit_eval)
-    # the benchmark evaluated, resolved once and passed along (your data sets: none)
-    bench = None if data is not None else cfg.bench if benchmark is None else get_benchmark(benchmark)
-    if benchmark is not None and bench.num_classes != cfg.bench.num_classes:
-        raise ValueError(f"benchmark {benchmark!r} has {bench.num_classes} classes; the checkpoint "
+    # the data evaluated, resolved once and passed along: yours (which must fit the checkpoint's network), or a benchmark
+    source = data or BenchmarkData(cfg.bench if benchmark is None else get_benchmark(benchmark), data_root or cfg.data_root or None)
+    source.configure(cfg)
+    if source.num_classes != cfg.bench.num_classes:
+        raise ValueError(f"benchmark {benchmark!r} has {source.num_classes} classes; the checkpoint "
                          f"was trained on {cfg.benchmark!r} with {cfg.bench.num_classes}")
     check_out_dir(out_dir, evaluation=True)
-    on_data = replace(cfg, data_root=data_root or cfg.data_root)
-    n_fit = data.check(on_data, ood_sets) if data is not None else check_data(on_data, ood_sets, bench)
-    check_fit_and_tune(on_data, dets, params, n_fit, tune)
+    n_fit = source.check(cfg, ood_sets)
+    check_fit_and_tune(cfg, dets, params, n_fit, tune)
     prec = resolve_precision(precision or cfg.precision, dev)
     with RunLock(out_dir, log):
-        ev = evaluate(model, cfg, dets, params, tune, dev, prec, log, bench=bench, limit_eval=limit_eval,
-                      ood_sets=ood_sets, data_root=data_root, data=data,
+        ev = _evaluate(model, cfg, source, dets, params, tune, dev, prec, log, limit_eval=limit_eval, ood_sets=ood_sets,
                       cache_dir=Path(out_dir) / "features" if cache_features else None)
-        record = run_record(cfg, ev, dev, prec, data_root, data, bench, checkpoint=str(path), eval_benchmark=benchmark or cfg.benchmark,
+        record = run_record(cfg, ev, dev, prec, source, checkpoint=str(path), eval_benchmark=benchmark or cfg.benchmark,
                             detectors=dets, ood_sets=list(ev["ood"]), tune=tune, detector_params=params,
                             limit_eval=limit_eval)
         log(f"wrote {write_record(record, out_dir)}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 
 # %% auto #0
-__all__ = ['id_factor', 'upcast', 'ood_factor', 'rectified_posterior', 'Outputs', 'Detector']
+__all__ = ['id_factor', 'upcast', 'ood_factor', 'rectified_posterior', 'Outputs']
 
 # %% ../nbs/00_framework.ipynb #70284818
 def id_factor(logits: torch.Tensor) -> torch.Tensor:
@@ -73,16 +73,3 @@ class Outputs:
             vals = [getattr(p, f.name) for p in parts]
             kw[f.name] = None if any(v is None for v in vals) else torch.cat(vals)
         return cls(**kw)
-
-# %% ../nbs/00_framework.ipynb #9fb7acef
-class Detector:
-    "Fit on ID training outputs where the method needs them, then score: N scores, higher = more in-distribution."
-    name: str = "detector"
-
-    def fit(self, train: Outputs) -> "Detector":
-        "Learn what the score needs from the ID training outputs (nothing, by default); returns self."
-        return self
-
-    def score(self, outputs: Outputs) -> torch.Tensor:
-        "One score per row of `outputs`, higher = more in-distribution."
-        raise NotImplementedError

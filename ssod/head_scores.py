@@ -10,14 +10,13 @@ from .framework import ood_factor, upcast
 from .runtime import autocast, resolve_precision
 from .inference import eval_batches
 from .methods import rotate
-from .detectors import Detector, MSP, register_detector
+from .detectors import Detector, MSP
 from .preprocessing import InputDetector
 
 # %% auto #0
 __all__ = ['SSOD', 'SSODPosterior', 'SSODBlocks', 'GODIN', 'MOS', 'CSI']
 
 # %% ../nbs/07b_head_scores.ipynb #732c91f6
-@register_detector
 class SSOD(Detector):
     "SSOD's OOD factor (Eq. 10): Sigmoid(f_ood(GAP(X)))."
     name, group, needs_ood_head, order = "ssod", "ssod", True, 6
@@ -26,7 +25,6 @@ class SSOD(Detector):
             raise ValueError("SSOD needs a network with an OOD head (outputs.id_logit is None)")
         return ood_factor(outputs.id_logit)
 
-@register_detector
 class SSODPosterior(Detector):
     "The rectified posterior of Eq. 2 at the predicted class: max_i softmax_i(f(x)) * P(x in S_ID)."
     name, group, needs_ood_head, order = "ssod_posterior", "ssod", True, 7
@@ -34,7 +32,6 @@ class SSODPosterior(Detector):
         return MSP().score(outputs) * SSOD().score(outputs)
 
 # %% ../nbs/07b_head_scores.ipynb #153cceba
-@register_detector
 class SSODBlocks(Detector):
     "Control for Eq. 10: the mean over blocks of Sigmoid(f_ood(X_hw)), the OOD head of Eq. 8 on every block."
     name, needs_inputs, group, needs_ood_head, order = "ssod_blocks", True, "control", True, 7.5
@@ -56,7 +53,6 @@ def _method_head(cls, model, attr: str):
         raise ValueError(f"{cls.name} needs a network trained with method={cls.needs_method!r}")
     return head
 
-@register_detector
 class GODIN(InputDetector):
     "Generalized ODIN (Hsu et al. 2020): max_i h_i(x~), x~ = x + eps sign(grad_x max_i h_i(x))."
     name, hyperparameters, group, needs_method, order = "godin", ("eps",), "method", "godin", 8
@@ -69,7 +65,6 @@ class GODIN(InputDetector):
     def score(self, outputs): return outputs.logits.amax(-1)
     def id_selection_score(self, s_id): return s_id.mean().item()
 
-@register_detector
 class MOS(Detector):
     "Minimum Others Score (Huang & Li 2021): -min_k p_others^k(x)."
     name, group, needs_method, order = "mos", "method", "mos", 9
@@ -83,7 +78,6 @@ class MOS(Detector):
         p = next(self.head.parameters())
         return -self.head.others(outputs.features.to(device=p.device, dtype=p.dtype)).amin(-1).float().cpu()
 
-@register_detector
 class CSI(Detector):
     "SupCSI score (Tack et al. 2020): max_y mean_r p(y, r | rot_r(x)) from the joint head."
     name, needs_inputs, group, needs_method, order = "csi", True, "method", "csi", 10

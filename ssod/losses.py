@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_losses.ipynb #f4e9126a
 from __future__ import annotations
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 import torch
 import torch.nn.functional as F
@@ -12,11 +12,62 @@ import torch.nn.functional as F
 from .framework import upcast
 from .sampler import sample_blocks, released_sample_blocks, topk_sample_blocks, target_confidence, IGNORE
 from .params import LossConfig, BALANCES
-from .distributed import Term, Loss, sample_counts
 
 # %% auto #0
-__all__ = ['HOST_SELECTS', 'eq9', 'ce_term', 'bce', 'masked_sum', 'lwb', 'lw', 'balanced_resample', 'dr', 'released_ood_term',
-           'SSODLoss']
+__all__ = ['HOST_SELECTS', 'Term', 'sample_counts', 'Loss', 'eq9', 'ce_term', 'bce', 'masked_sum', 'lwb', 'lw',
+           'balanced_resample', 'dr', 'released_ood_term', 'SSODLoss']
+
+# %% ../nbs/03_losses.ipynb #92dce318
+@dataclass
+class Term:
+    """One loss term as this process's per-group loss sums and the groups' sample counts. Its value divides every sum by
+    its group's size; `weights` None takes the mean over the non-empty groups (LWB), else the weighted sum of the means."""
+    sums: list                    # per-group loss sums (tensors that keep the graph)
+    counts: torch.Tensor          # per-group sample counts of this process (float64)
+    weights: tuple | None = None
+
+    def value(self, counts: torch.Tensor | None = None) -> torch.Tensor:
+        """The term from group sizes `counts` (default: this process's; several processes pass their totals). An empty
+        group adds 0 (its sum is an empty sum). Computed on the device: the host reads no count."""
+        n = self.counts if counts is None else counts
+        means = [s / c.clamp(min=1).to(s.dtype) for s, c in zip(self.sums, n)]
+        if self.weights is not None:
+            return sum(w * m for w, m in zip(self.weights, means))
+        present = (n > 0).to(means[0].dtype)    # LWB: the mean over the non-empty groups; all empty: a zero with a graph
+        return sum(m * p for m, p in zip(means, present)) / present.sum().clamp(min=1)
+
+def sample_counts(*n, device=None) -> torch.Tensor:
+    "Sample counts as one float64 tensor: numbers (made on `device`) or 0-d tensors such as mask sums (left where they are)."
+    return torch.stack([k.to(torch.float64) if torch.is_tensor(k)
+                        else torch.full((), float(k), dtype=torch.float64, device=device) for k in n])
+
+@dataclass
+class Loss:
+    "A step's objective: name -> (weight, Term), plus statistics for logging; `reduce` gives (loss, stats)."
+    terms: dict
+    stats: dict = field(default_factory=dict)
+
+    def add(self, name: str, weight: float, term: Term) -> "Loss":
+        self.terms[name] = (weight, term)
+        return self
+
+    def counts(self) -> torch.Tensor:
+        "The group sizes of all terms, in order, in one float64 tensor on the device of the terms."
+        return torch.cat([t.counts for _, t in self.terms.values()])
+
+    def reduce(self, counts: torch.Tensor | None = None, to_host: bool = True):
+        """(loss, stats): the sum of weight x term value, each term from its slice of `counts` (default: `self.counts()`).
+        The statistics are floats; `to_host=False` leaves them float64 0-d tensors on the device (a training step
+        then reads nothing; the trainer reads their sums once per epoch)."""
+        counts = self.counts() if counts is None else counts
+        values, i = {}, 0
+        for name, (w, t) in self.terms.items():
+            k = len(t.counts)
+            values[name] = t.value(counts[i:i + k])
+            i += k
+        loss = sum(self.terms[name][0] * v for name, v in values.items())
+        stats = {**{name: v.detach().double() for name, v in values.items()}, **self.stats}
+        return loss, {k: v.item() if to_host and torch.is_tensor(v) else v for k, v in stats.items()}
 
 # %% ../nbs/03_losses.ipynb #8f9cd6c1
 def eq9(y_hat: torch.Tensor, y: torch.Tensor, y_hat_ood: torch.Tensor, y_ood: torch.Tensor, alpha: float = 1.5,

@@ -10,7 +10,7 @@ import torch
 from .framework import Outputs
 from .transforms import BatchTransform
 from .inference import eval_batches
-from .detectors import Detector, register_detector
+from .detectors import Detector
 
 # %% auto #0
 __all__ = ['input_std', 'perturbed_outputs', 'InputDetector', 'ODIN', 'Mahalanobis']
@@ -81,7 +81,6 @@ class InputDetector(Detector):
         return {e: self.score(o) for e, o in zip(eps_list, outs)}
 
 # %% ../nbs/07a_preprocessing.ipynb #639effc9
-@register_detector
 class ODIN(InputDetector):
     "ODIN (Liang et al. 2018): max softmax(f(x~)/T) with x~ = x - eps sign(-grad_x log S_y(x; T))."
     name, hyperparameters, order = "odin", ("T", "eps"), 1
@@ -94,7 +93,6 @@ class ODIN(InputDetector):
     def score(self, outputs): return (outputs.logits / self.T).softmax(-1).amax(-1)
 
 # %% ../nbs/07a_preprocessing.ipynb #1d52578d
-@register_detector
 class Mahalanobis(InputDetector):
     "Mahalanobis distance to the closest class mean, tied covariance (Lee et al. 2018), on penultimate features."
     name, needs_fit, hyperparameters, order = "mahalanobis", True, ("eps",), 3

@@ -15,13 +15,13 @@ import pandas as pd
 import torch
 
 import ssod
-from .data import load_dataset, ImageSet
-from .benchmarks import Benchmark, get_benchmark, load_val_ood
+from .data import ImageSet
+from .sources import as_source
 from .tuning import make_detector, detector_class, detector_names, tune
 from .metrics import ood_metrics, METRICS, METRICS_REQUIRED
 from .files import write_json_atomic
 from .runtime import resolve_precision
-from .inference import FeatureCache, accuracy, eval_transform, limit
+from .inference import FeatureCache, accuracy, limit
 
 # %% auto #0
 __all__ = ['evaluate_model', 'average_over_sets', 'group_averages', 'code_version', 'check_record', 'write_record', 'read_record',
@@ -32,39 +32,36 @@ def evaluate_model(model, benchmark: str, detectors=None, params: dict | None = 
                    device="cpu", precision="auto", batch_size: int = 512, channels_last: bool = False,
                    image_size: int = 0, limit_eval: int = 0, limit_fit: int = 0, limit_tune: int = 0, ood_sets=None, root=None,
                    cache_dir=None, grids: dict | None = None, log=print) -> dict:
-    """Evaluate `model` on a benchmark (a name, a `Benchmark`, or your data sets: `ssod.adapt.OwnData`) with `detectors`;
+    """Evaluate `model` on a benchmark (a name, a `Benchmark`, or a data source of notebook 04j: your `OwnData`) with `detectors`;
     returns the record's id_acc, ood, ood_avg, tuned and eval_s.
     `params` fixes a detector's hyperparameters; `grids` replaces a detector's tuning grid (its class's `grid`);
     `limit_tune` > 0 tunes on the first `limit_tune` validation ID and validation OOD images (the demo's CPU budget);
     `batch_size` is that of every evaluation pass, feature and gradient passes alike."""
     t0 = time.time()
     precision = resolve_precision(precision, device)  # one precision for every pass below (perturbation: fp32)
-    own = hasattr(benchmark, "load")   # your data sets (ssod.adapt.OwnData): model-ready batches, no transform
-    bench = benchmark if isinstance(benchmark, Benchmark) or own else get_benchmark(benchmark)
+    source = as_source(benchmark, root)   # the sets, read one way whatever they are (notebook 04j)
     params, detectors = dict(params or {}), list(detectors or detector_names())
     for name in detectors:
         detector_class(name).check_params(params.get(name, {}))  # unknown names and parameters fail before any pass
     model.eval()
-    tf = None if own else eval_transform(bench, image_size)
+    tf = source.transform(image_size)     # None: your items are model-ready
     cache = FeatureCache(model, tf, device, precision, batch_size, channels_last, cache_dir)
     sets: dict[str, ImageSet] = {}
 
     def data(name, split, n=limit_eval):
         key = f"{name}-{split}-{n}"
         if key not in sets:
-            ds = (bench.load(name, split, n, batch_size) if own else load_val_ood(bench, root, n) if name == "val_ood"
-                  else load_dataset(name, split, root))
-            sets[key] = limit(ds, n)
+            sets[key] = limit(source.load(name, split, n, batch_size), n)
         return key, sets[key]
 
     def outputs(name, split, n=limit_eval):
         key, ds = data(name, split, n)
         return cache.get(f"{key}-{len(ds)}", ds)
 
-    id_out = outputs(bench.id_set, "test")
+    id_out = outputs(source.id_set, "test")
     record = {"id_acc": 100 * accuracy(id_out), "ood": {}, "tuned": {}, "tuning_auroc": {}}
-    ood_names = list(bench.ood_sets if ood_sets is None else ood_sets)
-    shifted = list(bench.covariate if ood_sets is None else [])  # scored as OOD sets are, kept apart from them
+    ood_names = list(source.ood_sets if ood_sets is None else ood_sets)
+    shifted = list(source.covariate if ood_sets is None else [])  # scored as OOD sets are, kept apart from them
     if shifted:
         record["covariate"] = {}
         record["covariate_acc"] = {c: 100 * accuracy(outputs(c, "test")) for c in shifted}
@@ -74,12 +71,12 @@ def evaluate_model(model, benchmark: str, detectors=None, params: dict | None = 
     for name in detectors:
         t_det, t_pass = time.time(), cache.seconds
         det = make_detector(name, model, **params.get(name, {}))
-        train_out = outputs(bench.id_set, "train", limit_fit) if det.needs_fit else None
+        train_out = outputs(source.id_set, "train", limit_fit) if det.needs_fit else None
         grid = (grids or {}).get(name, type(det).grid)
         if tune_params and name not in params and grid:
-            inputs = {"model": model, "val_id_set": data(bench.id_set, "val", n_tune)[1],
+            inputs = {"model": model, "val_id_set": data(source.id_set, "val", n_tune)[1],
                       "val_ood_set": data("val_ood", "test", n_tune)[1], **inputs_kw}
-            best, table = tune(name, model, outputs(bench.id_set, "val", n_tune), outputs("val_ood", "test", n_tune),
+            best, table = tune(name, model, outputs(source.id_set, "val", n_tune), outputs("val_ood", "test", n_tune),
                                train_out, grid=grid, inputs=inputs)
             det = make_detector(name, model, **best)
             record["tuning_auroc"][name] = table
@@ -92,7 +89,7 @@ def evaluate_model(model, benchmark: str, detectors=None, params: dict | None = 
                 return det.score_inputs(model, data(dname, split)[1], **inputs_kw)
             return det.score(outputs(dname, split))
 
-        s_id = score(bench.id_set, "test")
+        s_id = score(source.id_set, "test")
         for ood in ood_names:
             record["ood"].setdefault(ood, {})[name] = ood_metrics(s_id, score(ood, "test"))
         for c in shifted:
@@ -100,7 +97,7 @@ def evaluate_model(model, benchmark: str, detectors=None, params: dict | None = 
         record["detector_s"][name] = time.time() - t_det - (cache.seconds - t_pass)  # excluding shared feature passes
         log(f"  {name}: {det}  ({record['detector_s'][name]:.1f}s)")
     record["ood_avg"] = average_over_sets(record["ood"])
-    record["ood_groups"] = group_averages(record["ood"], bench.groups)
+    record["ood_groups"] = group_averages(record["ood"], source.groups)
     record["eval_s"] = time.time() - t0
     record["feature_passes"], record["feature_pass_s"] = cache.passes, cache.seconds
     return record

@@ -5,7 +5,6 @@
 # %% ../nbs/05_train.ipynb #fb7db6bd
 from __future__ import annotations
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -19,17 +18,15 @@ from .files import save_atomic
 from .runtime import resolve_device, resolve_precision, autocast, set_threads
 from .distributed import init_distributed, convert_sync_bn, reduce_over_processes
 from .losses import SSODLoss
-from .methods import method_views, build_method_model, make_objective, mos_groups
-from .data import load_dataset
-from .transforms import BatchTransform
-from .loaders import make_loader
-from .inference import eval_transform, predict, limit, accuracy, sampler_diagnostic
+from .methods import build_method_model, make_objective, mos_groups
+from .sources import data_source
+from .inference import predict, limit, accuracy, sampler_diagnostic
 from .optim import CHECK_EVERY, StepStats, make_optimizer
 from .checkpoints import CheckpointError, check_init, load_checkpoint, resume_diff
 
 
 # %% auto #0
-__all__ = ['SAMPLER_CHECK_IMAGES', 'patch', 'Trainer', 'train_transform']
+__all__ = ['SAMPLER_CHECK_IMAGES', 'patch', 'Trainer']
 
 # %% ../nbs/05_train.ipynb #ec1fe0e3
 def patch(f):
@@ -42,11 +39,11 @@ def patch(f):
 SAMPLER_CHECK_IMAGES = 1000   # ID validation images the per-epoch sampler diagnostic looks at
 
 class Trainer:
-    "Train an SSODNet with Eq. 9 (alpha = 0: plain cross entropy) on a benchmark's ID training split."
+    """Train an SSODNet with Eq. 9 (alpha = 0: plain cross entropy) on the ID training split of `data`, a data source
+    (notebook 04j: your `OwnData`, or by default the run's benchmark)."""
     def __init__(self, cfg: TrainConfig, callbacks=(), log=print, progress: bool = True, data=None):
-        if data is not None:   # your Datasets (ssod.adapt.OwnData, notebook 13) fix classes, channels and image size
-            cfg = data.configure(cfg)
-        self.cfg, self.data, self.callbacks, self.progress = cfg, data, list(callbacks), progress
+        cfg, self.source = data_source(cfg, data)   # what the data fix (classes, channels, size) goes into cfg
+        self.cfg, self.callbacks, self.progress = cfg, list(callbacks), progress
         self.rank, self.world_size, self.local_rank = init_distributed(cfg.dist_timeout, cfg.device)
         self.log = log if self.rank == 0 else (lambda *a, **k: None)
         self.device = resolve_device(cfg.device, self.local_rank if self.world_size > 1 else None)
@@ -54,34 +51,18 @@ class Trainer:
         self.precision = resolve_precision(cfg.precision, self.device)
         self.out_dir = Path(cfg.out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
-        self.bench = cfg.bench
         self.criterion = SSODLoss(**cfg.loss_config())
-        self.groups = mos_groups(self.bench, cfg.data_root or None) if cfg.method == "mos" else None
+        self.groups = mos_groups(self.source, cfg.data_root or None) if cfg.method == "mos" else None
         self.objective = make_objective(cfg.method, self.criterion, cfg.supcon_weight, cfg.temperature, self.groups)
         self.eval_batch_size = cfg.eval_batch_size or cfg.batch_size
         self.history, self.best, self.epoch = [], None, 0
 
 # %% ../nbs/05_train.ipynb #4706a4a7
-def train_transform(cfg: TrainConfig, bench, size: int) -> BatchTransform:
-    "The training transform `cfg` asks for on `bench`'s images at `size` (crops or translations, flips)."
-    return replace(BatchTransform.for_benchmark(bench, train=True, augment=cfg.augment, scale=(cfg.rrc_scale_min, 1.0),
-                                                hflip=cfg.hflip, max_shift=cfg.max_shift), size=size)
-
 @patch
 def _data(self: Trainer):
-    if self.data is not None:   # your Datasets: loaders with this run's batch size, seed and processes (notebook 13)
-        self.train_set, self.val_set, self.train_loader = self.data.loaders(self.cfg, self.device, self.rank,
-                                                                            self.world_size)
-        self.eval_tf = None     # their items are model-ready
-    else:
-        root = self.cfg.data_root or None
-        self.train_set = limit(load_dataset(self.bench.id_set, "train", root), self.cfg.limit_train)
-        self.val_set = limit(load_dataset(self.bench.id_set, "val", root), self.cfg.limit_eval)
-        size = self.cfg.image_size or self.bench.image_size
-        self.train_loader = make_loader(self.train_set, self.cfg.batch_size, train_transform(self.cfg, self.bench, size), shuffle=True, seed=self.cfg.seed,
-                                        drop_last=True, device=self.device, rank=self.rank, world_size=self.world_size,
-                                        workers=self.cfg.workers, views=method_views(self.cfg.method))
-        self.eval_tf = eval_transform(self.bench, size)
+    self.train_set, self.val_set, self.train_loader = self.source.loaders(self.cfg, self.device, self.rank,
+                                                                          self.world_size)
+    self.eval_tf = self.source.transform(self.cfg.image_size)   # None where the items are model-ready
     if len(self.train_loader) == 0:
         n = len(self.train_set)
         raise ValueError(f"no optimisation step per epoch: {n} training images (limit_train={self.cfg.limit_train}) "
@@ -94,7 +75,7 @@ def build(self: Trainer, steps_per_epoch: int):
     torch.manual_seed(self.cfg.seed)
     if self.device.type == "cuda":
         torch.backends.cudnn.benchmark = True   # fixed input sizes: cuDNN picks its fastest kernels once
-    self.model = build_method_model(self.cfg.method, self.cfg.arch, self.bench.num_classes, self.bench.in_channels,
+    self.model = build_method_model(self.cfg.method, self.cfg.arch, self.source.num_classes, self.source.in_channels,
                                     self.cfg.pretrained, self.cfg.ood_head, self.cfg.freeze_backbone,
                                     self.cfg.freeze_cls, self.groups, self.cfg.proj_dim,
                                     arch_args=self.cfg.arch_kwargs,
@@ -122,8 +103,8 @@ def build(self: Trainer, steps_per_epoch: int):
 @patch
 def _check_block_map(self: Trainer):
     "Eq. 7 samples blocks of the last feature map: it must be at least 2 x 2 at this input size."
-    size = self.cfg.image_size or self.bench.image_size
-    x = torch.zeros(1, self.bench.in_channels, size, size, device=self.device,
+    size = self.cfg.image_size or self.source.image_size
+    x = torch.zeros(1, self.source.in_channels, size, size, device=self.device,
                     dtype=next(self.model.parameters()).dtype)
     was = self.model.training
     self.model.eval()

@@ -12,7 +12,8 @@ import pytest
 
 from ssod.config import RUN_PARAMETERS, TrainConfig, make_config, parameters_cell
 from ssod.files import DataNotFound
-from ssod.detectors import DETECTORS, Detector, register_detector
+from ssod.detectors import Detector
+from ssod.tuning import DETECTORS, register_detector
 from ssod.checks import check_run
 from ssod.experiment import main, run
 from ssod.results import read_record

@@ -164,7 +164,7 @@ def no_pool_cnn(num_classes: int = 10):
 @pytest.fixture(scope="module")
 def own_data(data_root):
     "Fashion-MNIST as plain TensorDatasets of normalised tensors (256 train, 64 val and test), MNIST as the OOD set."
-    from ssod.adapt import OwnData
+    from ssod.sources import OwnData
     from ssod.data import load_dataset
     from ssod.benchmarks import get_benchmark
     from ssod.inference import eval_transform
@@ -227,7 +227,7 @@ def test_a_second_call_resumes_your_run_where_it_stopped(tmp_path, own_data):
 
 
 def test_bad_factories_and_data_fail_before_any_work(tmp_path, own_data):
-    from ssod.adapt import OwnData
+    from ssod.sources import OwnData
     from ssod.config import make_config
     from ssod.experiment import run
 
@@ -267,7 +267,7 @@ DDP_SCRIPT = '''
 import sys
 from torch import nn
 from torch.utils.data import TensorDataset
-from ssod.adapt import OwnData
+from ssod.sources import OwnData
 from ssod.config import make_config
 from ssod.data import load_dataset
 from ssod.benchmarks import get_benchmark
