@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['TORCHVISION', 'SMALL_VIT', 'PROBE_SIZE', 'cut_at_pool', 'head_channels', 'first_conv_to', 'is_torchvision_arch',
-           'torchvision_parts', 'ViTTokens', 'vit_parts', 'pretrained_weights', 'weights_cache_file', 'pretrained_file',
-           'weights_from', 'is_factory_arch', 'find_factory', 'factory_path', 'factory_parts']
+__all__ = ['TORCHVISION', 'TORCHVISION_BUILT', 'SMALL_VIT', 'PROBE_SIZE', 'cut_at_pool', 'head_channels', 'first_conv_to',
+           'is_torchvision_arch', 'from_torchvision', 'torchvision_parts', 'ViTTokens', 'vit_parts',
+           'pretrained_weights', 'weights_cache_file', 'pretrained_file', 'weights_from', 'is_factory_arch',
+           'find_factory', 'factory_path', 'factory_parts']
 
 # %% ../nbs/02a_backbones.ipynb #cde86c03
 TORCHVISION = "torchvision:"   # arch "torchvision:<name>": any torchvision CNN classifier, cut before its global pool
@@ -105,6 +106,12 @@ def _any_torchvision(name: str, num_classes: int, pretrained: bool, pretrained_p
     else:
         trunk, head = cut_at_pool(net, f"torchvision's {name}")
     return trunk, head_channels(head, f"torchvision's {name}"), _with_classes(head, num_classes)
+
+TORCHVISION_BUILT = ("resnet18_cifar", "small_vit")   # named networks torchvision_parts makes from torchvision's
+
+def from_torchvision(arch: str) -> bool:
+    "Whether `torchvision_parts` builds `arch`: torchvision:<name>, or one of `TORCHVISION_BUILT`."
+    return arch.startswith(TORCHVISION) or arch in TORCHVISION_BUILT
 
 def torchvision_parts(arch: str, num_classes: int, pretrained: bool = False, pretrained_path: str = ""):
     """Split a torchvision classifier into (trunk giving the feature map, channels C, vector classification head).

@@ -16,7 +16,7 @@ from .config import TrainConfig
 from .manifest import read_json
 from .sources import data_source
 from .checkpoints import check_init
-from .backbones import TORCHVISION, ViTTokens, is_factory_arch, factory_parts, torchvision_parts
+from .backbones import ViTTokens, from_torchvision, is_factory_arch, factory_parts, torchvision_parts
 from .backbones import pretrained_file
 from .methods import METHODS
 from .tuning import detector_class, detector_names
@@ -114,7 +114,7 @@ def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = N
               source=None) -> list:
     "Every check that can fail before training starts (`source`: the run's data source, notebook 04j; default its benchmark); returns the detectors."
     dets, params = check_detectors(cfg, detectors, detector_params)
-    if cfg.arch.startswith(TORCHVISION) or cfg.arch == "small_vit":   # cut now, on the meta device (no memory, no
+    if from_torchvision(cfg.arch):       # cut now, on the meta device (no memory, no
         with torch.device("meta"):       # initialisation): a network ssod cannot cut fails before any work
             trunk = torchvision_parts(cfg.arch, cfg.bench.num_classes)[0]
         size = cfg.image_size or cfg.bench.image_size

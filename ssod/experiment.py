@@ -20,12 +20,11 @@ from .config import OWN, TrainConfig, make_config, PRESETS
 from .params import coerce
 from .runtime import resolve_device, resolve_precision, runtime_info
 from .files import DataNotFound
-from .benchmarks import get_benchmark
 from .train import Trainer
 from .checkpoints import model_from_checkpoint, resolve_checkpoint
 from .distributed import rank_zero_alone
 from .tuning import detector_names
-from .sources import BenchmarkData, data_source
+from .sources import as_source, data_source
 from .checks import (check_detectors, check_fit_and_tune, check_out_dir, check_run, default_detectors,
                          parse_detector_params)
 from .results import evaluate_model, write_record, code_version, record_table
@@ -142,7 +141,7 @@ def evaluate_checkpoint(checkpoint, out_dir, detectors=None, ood_sets=None, benc
     dets, params = check_detectors(cfg, detectors, detector_params)
     limit_eval = cfg.limit_eval if limit_eval is None else coerce("limit_eval", "int", limit_eval)
     # the data evaluated, resolved once and passed along: yours (which must fit the checkpoint's network), or a benchmark
-    source = data or BenchmarkData(cfg.bench if benchmark is None else get_benchmark(benchmark), data_root or cfg.data_root or None)
+    source = data or as_source(benchmark or cfg.bench, data_root or cfg.data_root or None)
     source.configure(cfg)
     if source.num_classes != cfg.bench.num_classes:
         raise ValueError(f"benchmark {benchmark!r} has {source.num_classes} classes; the checkpoint "
