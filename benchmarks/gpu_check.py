@@ -152,9 +152,9 @@ def part_a(r: Part, p: dict, out: Path):
     dev = torch.device(p["device"])
     r.add("device_name", device_name(dev))
     if dev.type == "cpu":   # count the path a GPU runs: the losses' masked sums (the CPU's own path selects)
-        import ssod.losses
-        ssod.losses.HOST_SELECTS = False
-        r.add("losses", "masked sums, as on a GPU (ssod.losses.HOST_SELECTS = False)")
+        import ssod.terms
+        ssod.terms.HOST_SELECTS = False
+        r.add("losses", "masked sums, as on a GPU (ssod.terms.HOST_SELECTS = False)")
     for kind, alpha in (("ce", 0.0), ("ssod", 1.5)):
         tr = make_trainer(p, alpha, batch=p["sync_batch"])
         tr.train_loader = synthetic_loader(tr, p["sync_steps"], p)

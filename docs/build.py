@@ -35,10 +35,41 @@ PAGES = ROOT / "docs"             # docs/*.md: guides rendered as pages of the s
 README = ROOT / "README.md"       # made from nbs/index.ipynb (`readme`)
 META_KEY = "ssod"                 # notebook metadata key of the stamp (kept by nbdev_clean: settings.ini)
 TUTORIAL = ["index.ipynb", "00_framework.ipynb", "01_sampler.ipynb", "02_model.ipynb", "03_losses.ipynb",
-            "03b_first_training.ipynb"]
+            "03b_first_training.ipynb", "13_your_model.ipynb"]   # the tutorial track, in reading order
+TUTORIAL_LIMITS = {"words": 3500, "code_lines": 500, "longest_cell": 30}   # read in about 30 minutes
 MAX_IMAGE_BYTES = 200_000          # one committed figure (PNG, base64-decoded)
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"   # the configuration nbconvert's pages ask for, served locally
 NAV_STYLE = '<nav style="font:13px sans-serif;padding:6px;border-bottom:1px solid #ccc">'  # the links to every page
+
+
+def is_hidden(cell) -> bool:
+    return any(line.strip() == "#| hide" for line in cell.source.splitlines())
+
+
+def prose_words(markdown: str) -> int:
+    "Words of prose: equations and link targets left out."
+    text = re.sub(r"\$\$.*?\$\$", " ", markdown, flags=re.S)
+    text = re.sub(r"\$[^$]*\$", " x ", text)
+    text = re.sub(r"\]\([^)]*\)", "]", text)
+    return len(re.findall(r"[A-Za-z0-9][\w'’-]*", text))
+
+
+def code_lines(cell) -> int:
+    "Lines a reader sees in a code cell: neither blank nor a directive (`#| ...`)."
+    return sum(1 for line in cell.source.splitlines() if line.strip() and not line.strip().startswith("#|"))
+
+
+def tutorial_counts(names=None, nbs: Path = NBS) -> dict:
+    "Prose words, visible code lines and the longest visible code cell of the tutorial track."
+    words = lines = longest = 0
+    for name in names or TUTORIAL:
+        for cell in nbformat.read(nbs / name, as_version=4).cells:
+            if cell.cell_type == "markdown":
+                words += prose_words(cell.source)
+            elif cell.cell_type == "code" and not is_hidden(cell):
+                lines += code_lines(cell)
+                longest = max(longest, code_lines(cell))
+    return {"words": words, "code_lines": lines, "longest_cell": longest}
 
 
 def output_notebooks(nbs: Path = NBS) -> list:
@@ -249,9 +280,31 @@ def _source_notebook(mod) -> str:
     return m.group(1) if m else ""
 
 
+def notebook_description(path) -> str:
+    "The description a notebook gives its module: the blockquote under its title, all of its lines."
+    first = nbformat.read(path, as_version=4).cells[0].source
+    return " ".join(line[1:].strip() for line in first.splitlines() if line.startswith(">"))
+
+
 def api_index(modules) -> str:
     return "# API reference\n\nEvery module of the library, with every exported name, its signature and docstring:\n\n" + \
         "\n".join(f"- [ssod.{m}](api_{m}.md)" for m in modules)
+
+
+def nav_groups(names, guides) -> list:
+    """The site's navigation as a reader uses it: (group, pages) for the tutorial track in reading order, the reference
+    notebooks by layer (their numbers), the experiment notebooks (papermill), the guides and the API."""
+    reference = sorted(n for n in names if n[:2].isdigit() and n not in TUTORIAL)
+    experiments = sorted(n for n in names if not n[:2].isdigit() and n not in TUTORIAL)
+    return [("Tutorial", [n for n in TUTORIAL if n in names]), ("Reference", reference), ("Experiments", experiments),
+            ("Guides", list(guides)), ("API", ["api.md"])]
+
+
+def nav_html(groups) -> str:
+    "One line per group: its name, then a link to each of its pages."
+    link = lambda n: f'<a href="{Path(n).with_suffix(".html").name}">{html.escape(Path(n).stem)}</a>'
+    return "".join(f'<div class="ssod-nav-group"><b>{g}</b>: {" · ".join(link(n) for n in pages)}</div>'
+                   for g, pages in groups if pages)
 
 
 def render(out=ROOT / "_docs", nbs: Path = NBS, pages: Path = PAGES, log=print) -> list:
@@ -268,8 +321,7 @@ def render(out=ROOT / "_docs", nbs: Path = NBS, pages: Path = PAGES, log=print) 
         modules = library_modules()
         docs["api.md"] = (_markdown_notebook(api_index(modules)), pages)
         docs |= {f"api_{m}.md": (api_notebook(m), nbs) for m in modules}
-        link = lambda n: f'<a href="{Path(n).with_suffix(".html").name}">{html.escape(Path(n).stem)}</a> '
-        nav = "".join(link(n) for n in names) + "| " + "".join(link(n) for n in guide_pages(pages)) + "| " + link("api.md")
+        nav = nav_html(nav_groups(names, guide_pages(pages)))
         exporter = HTMLExporter(template_name="lab", mathjax_url=copy_mathjax(tmp))
         for n, (nb, base) in docs.items():
             body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb, n)}})

@@ -5,6 +5,7 @@
 # %% ../nbs/07_detectors.ipynb #a28c98d2
 from __future__ import annotations
 import inspect
+import warnings
 
 import numpy as np
 import torch
@@ -74,6 +75,19 @@ class Detector:
     def grid_for(cls, n_fit: int) -> dict:
         "The default grid cut to what `n_fit` training images allow (here all of it; KNN's k cannot exceed n_fit)."
         return cls.grid
+
+    @classmethod
+    def grid_that_fits(cls, n_fit: int, grid: dict | None = None) -> dict | None:
+        """`grid` checked against `n_fit` training images; None (the default grid) comes back cut to what they allow,
+        with a warning, where it does not fit them."""
+        if grid is None and cls.grid_for(n_fit) != cls.grid:
+            grid = cls.grid_for(n_fit)
+            warnings.warn(f"{cls.name}: its grid {cls.grid} cut to {grid} for {n_fit} training images (pass grid= to choose)")
+        try:
+            cls.check_fit_size(n_fit, grid or cls.grid)
+        except ValueError as e:
+            raise ValueError(f"{e}; pass grid= with values that fit") from None
+        return grid
 
     def score_grid(self, key: str, values, outputs: Outputs, **inputs) -> dict:
         "{value: scores of `outputs`} for every value of hyperparameter `key` (here: one scoring per value)."

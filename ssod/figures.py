@@ -5,17 +5,23 @@
 # %% ../nbs/12_figures.ipynb #8f1fb40d
 from __future__ import annotations
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import ImageSet
+from .data import ImageSet, load_dataset
 from .sampler import target_confidence, sample_blocks
 from .runtime import autocast
+from .config import make_config
+from .benchmarks import get_benchmark
+from .inference import eval_transform
+from .store import ResultsStore
 
 # %% auto #0
-__all__ = ['tsne', 'plot_tsne', 'block_maps', 'upsample_blocks', 'draw_blocks', 'extremes', 'save_figure']
+__all__ = ['tsne', 'plot_tsne', 'block_maps', 'upsample_blocks', 'draw_blocks', 'extremes', 'save_figure', 'DemoExamples',
+           'demo_examples']
 
 # %% ../nbs/12_figures.ipynb #5b2aaf1f
 def tsne(features: torch.Tensor, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
@@ -36,14 +42,15 @@ def plot_tsne(ax, emb: np.ndarray, is_ood: np.ndarray, title: str = "", labels=(
 # %% ../nbs/12_figures.ipynb #9fe394b9
 @torch.no_grad()
 def block_maps(model, ds: ImageSet, transform, gamma: float = 0.95, device="cpu", precision="fp32") -> dict:
-    "Per-block target confidence (B x H x W) and Eq. 7 labels for labelled images, plus the SSOD OOD factor per block."
+    """Per-block target confidence (B x H x W) and Eq. 7 labels for labelled images, plus the SSOD OOD factor per block
+    (Eq. 8's sigmoid) and per image (Eq. 10)."""
     model.eval()
     x = transform(ds.images.to(device)).to(next(model.parameters()).dtype)
     with autocast(torch.device(device), precision):
         out = model(x, blocks=True)
     conf = target_confidence(out.block_logits.float(), ds.labels.to(device))
     return {"conf": conf.cpu(), "labels": sample_blocks(conf, gamma).cpu(),
-            "block_p_id": torch.sigmoid(out.block_id_logits.float()).cpu()}
+            "block_p_id": torch.sigmoid(out.block_id_logits.float()).cpu(), "p_id": torch.sigmoid(out.id_logit.float()).cpu()}
 
 def upsample_blocks(m: torch.Tensor, size) -> torch.Tensor:
     "Nearest-neighbour upsampling of an H x W block map to the image size (each block covers its patch)."
@@ -78,3 +85,20 @@ def save_figure(fig, stem) -> list:
     fig.savefig(paths[0], dpi=150, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
     return paths
+
+# %% ../nbs/12_figures.ipynb #5078ac37
+class DemoExamples(NamedTuple):
+    model: torch.nn.Module   # in eval mode
+    images: ImageSet         # uint8 images with labels (and object masks on objects in scenes)
+    transform: object        # the evaluation transform of the benchmark
+    cfg: object              # the run configuration the network was trained with
+
+def demo_examples(split: str = "val", classes=(0, 1, 4, 5), first: int = 0, preset: str = "demo") -> DemoExamples:
+    """`preset`'s SSOD network (alpha 1.5, seed 0) on objects in scenes, from the results store of this checkout, and
+    the first image of each of `classes` in the ID `split` (or its `first` images when `first` > 0)."""
+    cfg = make_config(preset, benchmark="fmnist_scenes", alpha=1.5, seed=0)
+    model, _ = ResultsStore(progress=False).model(cfg, ["ssod"])
+    bench = get_benchmark(cfg.benchmark)
+    ds = load_dataset(bench.id_set, split)
+    idx = torch.arange(first) if first else torch.tensor([int((ds.labels == k).nonzero()[0]) for k in classes])
+    return DemoExamples(model.eval(), ds.subset(idx), eval_transform(bench), cfg)

@@ -47,16 +47,13 @@ class Outputs:
     labels: torch.Tensor | None = None      # N class labels, when known
 
     def __post_init__(self):
+        n = self.logits.shape[0]
         for name, shape in (("logits", "N x M"), ("features", "N x C"), ("id_logit", "N"), ("labels", "N")):
-            v = getattr(self, name)
-            ndim = shape.count(" x ") + 1
+            v, ndim = getattr(self, name), shape.count(" x ") + 1
             if v is not None and v.ndim != ndim:
                 raise ValueError(f"Outputs.{name} must have {ndim} dimension(s) ({shape}), got shape {tuple(v.shape)}")
-        n = self.logits.shape[0]
-        for f in fields(self):
-            v = getattr(self, f.name)
             if v is not None and v.shape[0] != n:
-                raise ValueError(f"Outputs.{f.name} has {v.shape[0]} rows, logits has {n}")
+                raise ValueError(f"Outputs.{name} has {v.shape[0]} rows, logits has {n}")
 
     def __len__(self): return self.logits.shape[0]
 
@@ -66,10 +63,7 @@ class Outputs:
 
     @classmethod
     def cat(cls, parts) -> "Outputs":
-        "Concatenate the outputs of several batches."
+        "Concatenate the outputs of several batches (a field None in any batch stays None)."
         parts = list(parts)
-        kw = {}
-        for f in fields(cls):
-            vals = [getattr(p, f.name) for p in parts]
-            kw[f.name] = None if any(v is None for v in vals) else torch.cat(vals)
-        return cls(**kw)
+        vals = {f.name: [getattr(p, f.name) for p in parts] for f in fields(cls)}
+        return cls(**{k: None if any(v is None for v in vs) else torch.cat(vs) for k, vs in vals.items()})

@@ -20,7 +20,8 @@ from .transforms import BatchTransform
 from .loaders import make_loader
 from .files import save_atomic
 from .runtime import autocast, resolve_precision
-from .sampler import sampler_vs_mask, target_confidence
+from .sampler import target_confidence
+from .sampler_masks import sampler_vs_mask
 
 # %% auto #0
 __all__ = ['eval_transform', 'eval_batches', 'predict', 'limit', 'accuracy', 'sampler_diagnostic', 'model_fingerprint',

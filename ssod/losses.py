@@ -4,70 +4,19 @@
 
 # %% ../nbs/03_losses.ipynb #f4e9126a
 from __future__ import annotations
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 import torch
 import torch.nn.functional as F
 
 from .framework import upcast
-from .sampler import sample_blocks, released_sample_blocks, topk_sample_blocks, target_confidence, IGNORE
+from .sampler import sample_blocks, target_confidence, IGNORE
+from .variants import released_sample_blocks, topk_sample_blocks, released_ood_term
 from .params import LossConfig, BALANCES
+from .terms import Term, Loss, sample_counts, masked_sum, host_selects, balanced_resample
 
 # %% auto #0
-__all__ = ['HOST_SELECTS', 'Term', 'sample_counts', 'Loss', 'eq9', 'ce_term', 'bce', 'masked_sum', 'lwb', 'lw',
-           'balanced_resample', 'dr', 'released_ood_term', 'SSODLoss']
-
-# %% ../nbs/03_losses.ipynb #92dce318
-@dataclass
-class Term:
-    """One loss term as this process's per-group loss sums and the groups' sample counts. Its value divides every sum by
-    its group's size; `weights` None takes the mean over the non-empty groups (LWB), else the weighted sum of the means."""
-    sums: list                    # per-group loss sums (tensors that keep the graph)
-    counts: torch.Tensor          # per-group sample counts of this process (float64)
-    weights: tuple | None = None
-
-    def value(self, counts: torch.Tensor | None = None) -> torch.Tensor:
-        """The term from group sizes `counts` (default: this process's; several processes pass their totals). An empty
-        group adds 0 (its sum is an empty sum). Computed on the device: the host reads no count."""
-        n = self.counts if counts is None else counts
-        means = [s / c.clamp(min=1).to(s.dtype) for s, c in zip(self.sums, n)]
-        if self.weights is not None:
-            return sum(w * m for w, m in zip(self.weights, means))
-        present = (n > 0).to(means[0].dtype)    # LWB: the mean over the non-empty groups; all empty: a zero with a graph
-        return sum(m * p for m, p in zip(means, present)) / present.sum().clamp(min=1)
-
-def sample_counts(*n, device=None) -> torch.Tensor:
-    "Sample counts as one float64 tensor: numbers (made on `device`) or 0-d tensors such as mask sums (left where they are)."
-    return torch.stack([k.to(torch.float64) if torch.is_tensor(k)
-                        else torch.full((), float(k), dtype=torch.float64, device=device) for k in n])
-
-@dataclass
-class Loss:
-    "A step's objective: name -> (weight, Term), plus statistics for logging; `reduce` gives (loss, stats)."
-    terms: dict
-    stats: dict = field(default_factory=dict)
-
-    def add(self, name: str, weight: float, term: Term) -> "Loss":
-        self.terms[name] = (weight, term)
-        return self
-
-    def counts(self) -> torch.Tensor:
-        "The group sizes of all terms, in order, in one float64 tensor on the device of the terms."
-        return torch.cat([t.counts for _, t in self.terms.values()])
-
-    def reduce(self, counts: torch.Tensor | None = None, to_host: bool = True):
-        """(loss, stats): the sum of weight x term value, each term from its slice of `counts` (default: `self.counts()`).
-        The statistics are floats; `to_host=False` leaves them float64 0-d tensors on the device (a training step
-        then reads nothing; the trainer reads their sums once per epoch)."""
-        counts = self.counts() if counts is None else counts
-        values, i = {}, 0
-        for name, (w, t) in self.terms.items():
-            k = len(t.counts)
-            values[name] = t.value(counts[i:i + k])
-            i += k
-        loss = sum(self.terms[name][0] * v for name, v in values.items())
-        stats = {**{name: v.detach().double() for name, v in values.items()}, **self.stats}
-        return loss, {k: v.item() if to_host and torch.is_tensor(v) else v for k, v in stats.items()}
+__all__ = ['eq9', 'ce_term', 'bce', 'lwb', 'lw', 'dr', 'eq9_samples', 'SSODLoss']
 
 # %% ../nbs/03_losses.ipynb #8f9cd6c1
 def eq9(y_hat: torch.Tensor, y: torch.Tensor, y_hat_ood: torch.Tensor, y_ood: torch.Tensor, alpha: float = 1.5,
@@ -83,20 +32,10 @@ def ce_term(logits: torch.Tensor, y: torch.Tensor) -> Term:
     "Cross entropy over the images of this process: `F.cross_entropy`'s mean once the count is global."
     return Term([F.cross_entropy(upcast(logits), y, reduction="sum")], sample_counts(y.numel(), device=y.device), (1.0,))
 
-# %% ../nbs/03_losses.ipynb #5afcc8a1
-HOST_SELECTS = True   # the CPU sums selected elements (see `masked_sum`); False runs the accelerators' masked sums there
-
+# %% ../nbs/03_losses.ipynb #13abd59b
 def bce(y_hat_ood: torch.Tensor, target: int) -> torch.Tensor:
     "Binary cross entropy of every ID logit against one target (1: ID, 0: OOD)."
     return F.binary_cross_entropy_with_logits(y_hat_ood, torch.full_like(y_hat_ood, float(target)), reduction="none")
-
-def masked_sum(fn, mask: torch.Tensor, *xs) -> torch.Tensor:
-    """The sum of `fn(*xs)` over the elements `mask` selects, without the host reading `mask`. On a GPU a masked sum.
-    On the CPU, where nothing waits, `fn` of the selected elements, then their sum: float32 sums depend on their order,
-    and this is the order of every earlier run, so CPU results stay the same to the last bit."""
-    if HOST_SELECTS and mask.device.type == "cpu":
-        return fn(*(x[mask] for x in xs)).sum()
-    return torch.where(mask, fn(*xs), 0).sum()
 
 def lwb(y_hat_ood: torch.Tensor, y_ood: torch.Tensor) -> Term:
     "LWB: the mean BCE of the ID samples (y_ood 1) and the mean of the OOD samples (y_ood 0), averaged (empty sides left out)."
@@ -111,100 +50,61 @@ def lw(y_hat_ood: torch.Tensor, y_ood: torch.Tensor, weight: float = 0.2) -> Ter
     sum_id, sum_ood = masked_sum(partial(bce, target=1), is_id, y_hat_ood), masked_sum(partial(bce, target=0), is_ood, y_hat_ood)
     return Term([sum_id + weight * sum_ood], sample_counts(is_id.sum() + is_ood.sum()), (1.0,))
 
-# %% ../nbs/03_losses.ipynb #f660abe4
-def balanced_resample(image_idx: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None,
-                      n_img: int | None = None) -> torch.Tensor:
-    """Data resampling: boolean mask keeping min(#ID, #OOD) random samples of each label (1/0) per image; samples with
-    any other label (ignored, -1) are never kept. `n_img`: the number of images, when the caller knows it (else it is
-    read from `image_idx`, which makes the host wait for a GPU)."""
-    if n_img is None:
-        n_img = int(image_idx.max()) + 1 if image_idx.numel() else 0
-    valid = (labels == 0) | (labels == 1)
-    group = torch.where(valid, image_idx * 2 + labels, 2 * n_img)     # one group per (image, label); the rest apart
-    counts = torch.zeros(2 * n_img + 1, dtype=group.dtype, device=group.device).scatter_add_(0, group, torch.ones_like(group))
-    k = counts[:-1].view(n_img, 2).min(1).values                      # per image
-    u = torch.rand(group.shape, generator=generator, device="cpu")               # the host's generator, then
-    u = (u.pin_memory() if group.is_cuda else u).to(group.device, non_blocking=True)  # a copy the host does not wait for
-    order = torch.argsort(group.double() + u.double())                # random order inside each group
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.empty_like(group).scatter_(0, order, torch.arange(group.numel(), device=group.device) - starts[group[order]])
-    return valid & (rank < k[image_idx])
-
 # %% ../nbs/03_losses.ipynb #0aec1e80
 def dr(y_hat_ood: torch.Tensor, y_ood: torch.Tensor, image: torch.Tensor, generator: torch.Generator | None = None,
        n_img: int | None = None) -> Term:
     "DR on Eq. 9's samples: per image as many OOD samples as ID ones, drawn at random, then one mean over those kept."
     s, lab, img = y_hat_ood, y_ood, image
-    if HOST_SELECTS and lab.device.type == "cpu":   # as earlier runs: one random key per labelled sample
+    if host_selects(lab):   # as earlier runs: one random key per labelled sample
         sel = lab != IGNORE
         s, lab, img = s[sel], lab[sel], img[sel]
     keep = balanced_resample(img, lab, generator, n_img)
     vs_label = lambda a, t: F.binary_cross_entropy_with_logits(a, t.to(a.dtype), reduction="none")
     return Term([masked_sum(vs_label, keep, s, lab)], sample_counts(keep.sum()), (1.0,))
 
-# %% ../nbs/03_losses.ipynb #bba871bf
-def released_ood_term(y_hat_ood: torch.Tensor, y_ood: torch.Tensor) -> Term:
-    "Released code: 0.5 * (BCE over ID-labelled blocks towards ID + BCE over all blocks not labelled OOD towards OOD)."
-    s, lab = upcast(y_hat_ood.flatten()), y_ood.flatten()
-    is_id, rest = lab == 1, lab != 0
-    return Term([masked_sum(partial(bce, target=1), is_id, s), masked_sum(partial(bce, target=0), rest, s)],
-                sample_counts(is_id.sum(), rest.sum()), (0.5, 0.5))
+# %% ../nbs/03_losses.ipynb #6a507732
+def eq9_samples(out, labels: torch.Tensor, gap_positive: bool = True):
+    """(y_hat_ood, y_ood, image) of Eq. 9's second term: every block's ID logit and label, then (`gap_positive`) the pooled
+    feature of every image as an ID sample, with each sample's image."""
+    s, lab = upcast(out.block_id_logits).reshape(-1), labels.reshape(-1)
+    B = labels.shape[0]
+    img = torch.arange(B, device=s.device)[:, None].expand(B, lab.numel() // B).reshape(-1)
+    if gap_positive:
+        s = torch.cat([s, upcast(out.id_logit)])
+        lab = torch.cat([lab, torch.ones(B, dtype=lab.dtype, device=lab.device)])
+        img = torch.cat([img, torch.arange(B, device=img.device)])
+    return s, lab, img
 
-# %% ../nbs/03_losses.ipynb #3f0153c0
+# %% ../nbs/03_losses.ipynb #11b12650
 @dataclass
 class SSODLoss(LossConfig):
     "Eq. 9 on a forward pass with blocks: Eq. 7's labels, the samples of the second term, `eq9` with the balance scheme."
-
     @property
-    def needs_blocks(self) -> bool:
-        "The forward pass must return per-block outputs."
-        return self.alpha > 0
+    def needs_blocks(self) -> bool: return self.alpha > 0   # the forward pass must return per-block outputs
 
     def block_labels(self, out, y: torch.Tensor) -> torch.Tensor:
         "y_ood of Eq. 7 for every block (1 / 0 / -1), without gradient."
-        with torch.no_grad():
-            if self.sampler == "released":
-                return released_sample_blocks(out.block_logits.detach(), y, self.released_thresh)
-            if self.sampler == "topk":
-                return topk_sample_blocks(out.block_logits.detach(), y, self.topk, self.gamma)
-            return sample_blocks(target_confidence(out.block_logits.detach(), y), self.gamma, check=False)
-
-    def samples(self, out, labels: torch.Tensor):
-        """(y_hat_ood, y_ood, image) of Eq. 9's second term: every block's ID logit and label, then the pooled feature of
-        every image as an ID sample (`gap_positive`; never with the released code's sampler), with each sample's image."""
-        s, lab = upcast(out.block_id_logits).reshape(-1), labels.reshape(-1)
-        B = labels.shape[0]
-        img = torch.arange(B, device=s.device)[:, None].expand(B, lab.numel() // B).reshape(-1)
-        if self.gap_positive and self.sampler != "released":
-            s = torch.cat([s, upcast(out.id_logit)])
-            lab = torch.cat([lab, torch.ones(B, dtype=lab.dtype, device=lab.device)])
-            img = torch.cat([img, torch.arange(B, device=img.device)])
-        return s, lab, img
-
-    def balance_for(self, image: torch.Tensor, n_img: int, generator: torch.Generator | None = None):
-        "The configured balance scheme (Table 5; the released code's own term) as a function of (y_hat_ood, y_ood)."
-        if self.sampler == "released":
-            return released_ood_term
-        return {"lwb": lwb, "lw": partial(lw, weight=self.lw_weight),
-                "dr": partial(dr, image=image, generator=generator, n_img=n_img)}[self.balance]
+        bl = out.block_logits.detach()
+        if self.sampler == "released": return released_sample_blocks(bl, y, self.released_thresh)
+        if self.sampler == "topk": return topk_sample_blocks(bl, y, self.topk, self.gamma)
+        return sample_blocks(target_confidence(bl, y), self.gamma, check=False)
 
     def ood_term(self, out, labels: torch.Tensor, generator: torch.Generator | None = None) -> Term:
-        "The second term of Eq. 9 for block labels `labels` (B x H x W)."
-        s, lab, img = self.samples(out, labels)
-        return self.balance_for(img, labels.shape[0], generator)(s, lab)
+        "The second term of Eq. 9 for block labels `labels` (B x H x W), balanced as configured."
+        s, lab, img = eq9_samples(out, labels, self.gap_positive and self.sampler != "released")
+        balance = released_ood_term if self.sampler == "released" else {"lwb": lwb, "lw": partial(lw, weight=self.lw_weight),
+            "dr": partial(dr, image=img, generator=generator, n_img=labels.shape[0])}[self.balance]
+        return balance(s, lab)
 
     def terms(self, out, y: torch.Tensor, generator: torch.Generator | None = None) -> Loss:
-        "Eq. 9 as terms (ce, and ood weighted by alpha) with the shares of ID / OOD blocks as statistics."
-        if self.alpha == 0:
-            return eq9(out.logits, y, None, None, 0)
-        if out.block_logits is None:
+        "Eq. 9 as terms (ce, and ood weighted by alpha), with the shares of ID / OOD blocks as statistics."
+        if self.alpha > 0 and out.block_logits is None:
             raise ValueError("SSODLoss with alpha > 0 needs the per-block outputs: call the model with blocks=True")
-        labels = self.block_labels(out, y)
-        s, lab, img = self.samples(out, labels)
-        loss = eq9(out.logits, y, s, lab, self.alpha, self.balance_for(img, labels.shape[0], generator))
-        n = labels.numel()
-        loss.stats = {"id_blocks": (labels == 1).sum(dtype=torch.float64) / n,
-                      "ood_blocks": (labels == 0).sum(dtype=torch.float64) / n}
+        loss = eq9(out.logits, y, None, None, 0)
+        if self.alpha > 0:
+            labels = self.block_labels(out, y)
+            loss.add("ood", self.alpha, self.ood_term(out, labels, generator))
+            loss.stats = {k: (labels == v).sum(dtype=torch.float64) / labels.numel() for k, v in (("id_blocks", 1), ("ood_blocks", 0))}
         return loss
 
     def __call__(self, out, y: torch.Tensor, generator: torch.Generator | None = None):

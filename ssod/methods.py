@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .framework import upcast
-from .losses import Loss, SSODLoss, Term, ce_term, masked_sum
+from .losses import SSODLoss, ce_term
+from .terms import Loss, Term, masked_sum
 
 # %% auto #0
 __all__ = ['METHODS', 'MOS_GROUPS', 'Method', 'register_method', 'get_method', 'method_views', 'SSODObjective', 'GodinHead',

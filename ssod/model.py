@@ -7,62 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from .framework import Outputs, upcast
 from .sampler import apply_per_block
-from .backbones import TORCHVISION, is_factory_arch, factory_parts, torchvision_parts, first_conv_to
+from .architectures import ARCHS, trunk_and_head
 
 # %% auto #0
-__all__ = ['SMALL_RESNETS', 'ARCHS', 'BasicBlock', 'SmallResNet', 'receptive_field', 'LogitDifference', 'make_ood_head',
-           'NetOutput', 'SSODNet', 'build_model']
-
-# %% ../nbs/02_model.ipynb #8e0a9932
-class BasicBlock(nn.Module):
-    "The ResNet basic block (He et al. 2016): two k x k convolutions (k = 3, or 1 for a local last stage) and a shortcut."
-    def __init__(self, c_in: int, c_out: int, stride: int = 1, kernel: int = 3):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, kernel, 1, kernel // 2, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
-            nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
-
-class SmallResNet(nn.Sequential):
-    """CPU-friendly ResNet trunk: a 3x3 stem (at `stem_stride`), then `blocks[i]` basic blocks per stage; returns the
-    unpooled last feature map."""
-    def __init__(self, in_channels: int = 1, widths=(16, 32, 64, 128), strides=(1, 2, 2, 1), kernels=(3, 3, 3, 3),
-                 stem_stride: int = 1, stem_width: int | None = None, blocks=(1, 1, 1, 1)):
-        c = stem_width or widths[0]
-        layers = [nn.Conv2d(in_channels, c, 3, stem_stride, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
-        for w, s, k, n in zip(widths, strides, kernels, blocks):
-            for i in range(n):
-                layers.append(BasicBlock(c, w, s if i == 0 else 1, k))
-                c = w
-        super().__init__(*layers)
-        self.out_channels = c
-
-# the small ResNets of the offline benchmarks, by name: SmallResNet's arguments
-SMALL_RESNETS = {"small_resnet": {}, "small_resnet_local": dict(kernels=(3, 3, 3, 1)),
-                 "small_resnet_wide": dict(widths=(32, 64, 128, 256)),
-                 "small_resnet_s2": dict(stem_stride=2, stem_width=24, widths=(32, 64, 128), strides=(1, 2, 2),
-                                         blocks=(1, 1, 2))}
-
-# %% ../nbs/02_model.ipynb #98e79719
-def receptive_field(trunk: SmallResNet) -> int:
-    "Side in pixels of the input window one position of a `SmallResNet`'s output sees (the main path; shortcuts see less)."
-    convs = [m for layer in trunk for m in ([layer.conv1, layer.conv2] if isinstance(layer, BasicBlock) else [layer])
-             if isinstance(m, nn.Conv2d)]
-    rf, jump = 1, 1
-    for conv in convs:
-        rf += (conv.kernel_size[0] - 1) * jump
-        jump *= conv.stride[0]
-    return rf
+__all__ = ['LogitDifference', 'make_ood_head', 'NetOutput', 'SSODNet', 'build_model']
 
 # %% ../nbs/02_model.ipynb #ae4a0809
 class LogitDifference(nn.Module):
@@ -83,7 +34,7 @@ def make_ood_head(c: int, kind: str = "mlp", hidden: int = 256) -> nn.Module:
         return LogitDifference(nn.Sequential(nn.Linear(c, hidden), nn.ReLU(), nn.Linear(hidden, 2)))
     raise ValueError(f"unknown ood_head {kind!r}: use 'linear' (paper) or 'mlp' (released code)")
 
-# %% ../nbs/02_model.ipynb #ecf728c2
+# %% ../nbs/02_model.ipynb #8a8c7c05
 @dataclass
 class NetOutput:
     "Forward pass of `SSODNet`. Block fields are None unless `blocks=True`."
@@ -96,13 +47,13 @@ class NetOutput:
     proj: torch.Tensor | None = None              # B x D, projection head (contrastive methods, notebook 03a)
     aux: torch.Tensor | None = None               # head-specific raw outputs (MOS group logits, CSI joint logits)
 
+# %% ../nbs/02_model.ipynb #061bf8fa
 class SSODNet(nn.Module):
     "Backbone h, classification head f_cls and OOD head f_ood (Eq. 6, 8, 10); optionally a projection head."
     def __init__(self, backbone: nn.Module, channels: int, cls_head: nn.Module, ood_head: nn.Module,
                  proj_head: nn.Module | None = None):
         super().__init__()
-        self.backbone, self.cls_head, self.ood_head = backbone, cls_head, ood_head
-        self.proj_head = proj_head
+        self.backbone, self.cls_head, self.ood_head, self.proj_head = backbone, cls_head, ood_head, proj_head
         self.channels = channels
 
     def forward(self, x: torch.Tensor, blocks: bool = False) -> NetOutput:
@@ -113,11 +64,9 @@ class SSODNet(nn.Module):
     def heads(self, X: torch.Tensor, blocks: bool = False) -> NetOutput:
         "Eq. 6, 8 and 10 on a feature map X (B x C x H x W)."
         gap = X.mean((2, 3))
-        out = NetOutput(logits=self.cls_head(gap), features=gap, id_logit=self.ood_head(gap)[..., 0])
-        if self.proj_head is not None:
-            out.proj = self.proj_head(gap)
-        if hasattr(self.cls_head, "aux"):
-            out.aux = self.cls_head.aux(gap)
+        out = NetOutput(logits=self.cls_head(gap), features=gap, id_logit=self.ood_head(gap)[..., 0],
+                        proj=None if self.proj_head is None else self.proj_head(gap),
+                        aux=self.cls_head.aux(gap) if hasattr(self.cls_head, "aux") else None)
         if blocks:
             out.feature_map = X
             with torch.no_grad():   # Eq. 7 reads them as fixed targets: no graph kept for the largest head output
@@ -131,35 +80,15 @@ class SSODNet(nn.Module):
         o = self(x)
         return Outputs(o.logits.float(), o.features.float(), o.id_logit.float(), labels)
 
-# %% ../nbs/02_model.ipynb #fda11c39
-ARCHS = (*SMALL_RESNETS, "small_vit", "resnet18", "resnet18_cifar", "resnet50", "densenet121", "regnet_y_800mf",
-         "mobilenet_v3_large", "mobilenet_v3_small")
-
+# %% ../nbs/02_model.ipynb #0d7b345e
 def build_model(arch: str = "small_resnet", num_classes: int = 10, in_channels: int = 3, pretrained: bool = False,
                 ood_head: str = "mlp", freeze_backbone: bool = False, freeze_cls: bool = False,
                 arch_args: dict | None = None, pretrained_path: str = "") -> SSODNet:
     """Build an `SSODNet` for `arch` (see `ARCHS`; torchvision:<name>; package.module:function, called with `arch_args`);
     `pretrained_path`: ImageNet weights from this file (`pretrained_file`)."""
-    if arch not in ARCHS and not arch.startswith(TORCHVISION) and not is_factory_arch(arch):
-        raise ValueError(f"unknown arch {arch!r}; known architectures: {', '.join(ARCHS)}, {TORCHVISION}<name>, or "
-                         "package.module:function (your model factory)")
-    if arch_args and not is_factory_arch(arch):
-        raise ValueError(f"arch_args are the keyword arguments of a model factory (arch package.module:function), "
-                         f"not of {arch}")
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
-    if arch in SMALL_RESNETS:
-        if pretrained:
-            raise ValueError(f"{arch} has no pretrained weights")
-        trunk = SmallResNet(in_channels, **SMALL_RESNETS[arch])
-        c, cls_head = trunk.out_channels, nn.Linear(trunk.out_channels, num_classes)
-    elif is_factory_arch(arch):
-        if pretrained:
-            raise ValueError(f"arch {arch}: a model factory loads its own weights (pretrained is for torchvision's)")
-        trunk, c, cls_head = factory_parts(arch, num_classes, in_channels, arch_args)
-    else:
-        trunk, c, cls_head = torchvision_parts(arch, num_classes, pretrained, pretrained_path)
-        first_conv_to(trunk, in_channels)
+    trunk, c, cls_head = trunk_and_head(arch, num_classes, in_channels, pretrained, arch_args, pretrained_path)
     net = SSODNet(trunk, c, cls_head, make_ood_head(c, ood_head))
     net.backbone.requires_grad_(not freeze_backbone)
     net.cls_head.requires_grad_(not freeze_cls)

@@ -10,8 +10,7 @@ from torch import nn
 from .framework import upcast
 
 # %% auto #0
-__all__ = ['IGNORE', 'LOCALITY_CONF', 'apply_per_block', 'target_confidence', 'target_confidence_map', 'check_gamma',
-           'sample_blocks', 'released_sample_blocks', 'topk_sample_blocks', 'block_object_share', 'sampler_vs_mask']
+__all__ = ['IGNORE', 'apply_per_block', 'target_confidence', 'target_confidence_map', 'check_gamma', 'sample_blocks']
 
 # %% ../nbs/01_sampler.ipynb #ee13ce09
 def apply_per_block(head: nn.Module, X: torch.Tensor) -> torch.Tensor:
@@ -54,70 +53,3 @@ def sample_blocks(target_conf: torch.Tensor, gamma: float = 0.95, check: bool = 
         raise ValueError("target_conf must hold confidences in [0, 1] (softmax probabilities)")
     ood_or_ignored = torch.where(target_conf < 1 - gamma, 0, IGNORE)   # the two cases cannot overlap: gamma > 0.5
     return torch.where(target_conf >= gamma, 1, ood_or_ignored)
-
-# %% ../nbs/01_sampler.ipynb #7e8c4acf
-def released_sample_blocks(block_logits: torch.Tensor, y: torch.Tensor, thresh: float = 0.99) -> torch.Tensor:
-    "Released-code sampler on B x M x H x W block logits: 1 = argmax is `y` and max prob > thresh, 0 = max prob < 1 - thresh, else -1."
-    probs = upcast(block_logits).softmax(1)
-    max_prob, pred = probs.max(1)
-    target = y.view(-1, 1, 1)
-    ood_or_ignored = torch.where((max_prob < 1 - thresh) & (pred != target), 0, IGNORE)
-    return torch.where((pred == target) & (max_prob > thresh), 1, ood_or_ignored)
-
-def topk_sample_blocks(block_logits: torch.Tensor, y: torch.Tensor, k: int = 0, gamma: float = 0.95) -> torch.Tensor:
-    """LoCoOp's rule (Miyai et al. 2023) on B x M x H x W block logits: 0 = OOD when `y` is not among the block's top
-    `k` classes (k = 0: a fifth of the M classes), 1 = ID by Eq. 7 (confidence in `y` >= gamma), else -1."""
-    gamma, m = check_gamma(gamma), block_logits.shape[1]
-    k = k or max(1, round(m / 5))
-    if not 1 <= k < m:
-        raise ValueError(f"topk: k must be in [1, {m - 1}] for {m} classes, got {k}")
-    probs = upcast(block_logits).softmax(1)
-    conf = probs.gather(1, y.view(-1, 1, 1, 1).expand(-1, 1, *probs.shape[2:]))   # B x 1 x H x W
-    outranked = (probs > conf).sum(1)              # classes the block finds likelier than y: y is in its top k iff < k
-    return torch.where(conf[:, 0] >= gamma, 1, torch.where(outranked >= k, 0, IGNORE))
-
-# %% ../nbs/01_sampler.ipynb #3045aca4
-def block_object_share(masks: torch.Tensor, size) -> torch.Tensor:
-    "Share of object pixels in the image cell of every block: N x H x W masks (1 = object) -> N x h x w."
-    if masks.ndim != 3:
-        raise ValueError(f"expected N x H x W masks, got shape {tuple(masks.shape)}")
-    return torch.nn.functional.adaptive_avg_pool2d(masks.float()[:, None], tuple(size))[:, 0]
-
-LOCALITY_CONF = 0.4   # Fig. 3 (a, b): the blocks a classifier gives over 40% confidence in the target class
-
-def _share(part, whole):
-    n = int(whole.sum())
-    return int((part & whole).sum()) / n if n else None
-
-def _gap(a, b):
-    return None if a is None or b is None else a - b
-
-def sampler_vs_mask(labels: torch.Tensor, masks: torch.Tensor, correct: torch.Tensor | None = None,
-                    target_conf: torch.Tensor | None = None) -> dict:
-    """How Eq. 7's block labels (N x h x w: 1 ID, 0 OOD, -1 ignored) sit on true object masks (N x H x W, 1 = object).
-    `correct` (N, bool): also the OOD-rate gap on correctly and on wrongly classified images. `target_conf` (N x h x w):
-    also the locality of Fig. 3 (a, b), the share of blocks with target confidence >= 0.4 that lie on the object."""
-    if labels.shape[0] != masks.shape[0]:
-        raise ValueError(f"{labels.shape[0]} label maps for {masks.shape[0]} masks")
-    obj = block_object_share(masks, labels.shape[-2:]).to(labels.device) >= 0.5
-    bg, is_id, is_ood = ~obj, labels == 1, labels == 0
-    n = labels.numel()
-    d = {"id_blocks": int(is_id.sum()) / n, "ood_blocks": int(is_ood.sum()) / n,
-         "ignored_blocks": int((labels == IGNORE).sum()) / n, "object_blocks": int(obj.sum()) / n,
-         "ood_on_background": _share(bg, is_ood), "id_on_object": _share(obj, is_id),
-         "ood_rate_background": _share(is_ood, bg), "ood_rate_object": _share(is_ood, obj),
-         "id_rate_object": _share(is_id, obj), "id_rate_background": _share(is_id, bg)}
-    # corrected for chance: a sampler that ignores the image has gap 0 and lift 1
-    d["ood_rate_gap"] = _gap(d["ood_rate_background"], d["ood_rate_object"])
-    d["ood_background_lift"] = (None if d["ood_on_background"] is None or d["object_blocks"] == 1
-                                else d["ood_on_background"] / (1 - d["object_blocks"]))
-    if correct is not None:
-        for name, keep in (("correct", correct), ("wrong", ~correct)):
-            keep = keep.to(labels.device)
-            d[f"ood_rate_gap_{name}"] = _gap(_share(is_ood[keep], bg[keep]), _share(is_ood[keep], obj[keep]))
-        d["images_correct"] = correct.float().mean().item()
-    if target_conf is not None:
-        confident = target_conf.to(labels.device) >= LOCALITY_CONF
-        d["confident_blocks"] = int(confident.sum()) / n
-        d["confident_on_object"] = _share(obj, confident)
-    return d

@@ -11,7 +11,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import ssod.adapt as adapt
-from ssod.adapt import Classifier, OutlierScores, fit_detector, score, tune_detector
+from ssod.adapt import Classifier, fit_detector, score, tune_detector
+from ssod.outlier_scores import OutlierScores
 from ssod.sources import OwnData
 from ssod.metrics import auroc
 from ssod.model import build_model

@@ -1,6 +1,7 @@
 """Committed notebook outputs are current (made by this library version, from this code), the site renders with
 every page, figure and internal link in place, and the GPU machine's command is one line of files that exist."""
 import importlib.util
+import html
 import shutil
 
 import nbformat
@@ -51,6 +52,19 @@ def test_site_renders_with_every_page_figure_and_link(docs, tmp_path):
     assert names[0] == "index.ipynb" and set(names) == wanted   # every notebook, guide and module has its page
     assert docs.check(out) == []
     index = (out / "index.html").read_text()
+    nav = index[index.index("<nav"):index.index("</nav>")]   # grouped as a reader uses it, the tutorial in reading order
+    assert [g for g in ("Tutorial", "Reference", "Experiments", "Guides", "API") if f"<b>{g}</b>" in nav] == \
+        ["Tutorial", "Reference", "Experiments", "Guides", "API"]
+    tutorial = nav[:nav.index("<b>Reference</b>")]
+    assert [tutorial.index(f'href="{n[:-6]}.html"') for n in docs.TUTORIAL] == \
+        sorted(tutorial.index(f'href="{n[:-6]}.html"') for n in docs.TUTORIAL)
+    import importlib, inspect, re
+    plain = lambda t: re.sub(r"[`$*_{}\\\s]+", " ", t).strip()
+    for m in docs.library_modules():   # every module's whole description on its API page, its notebook's in full
+        doc = inspect.getdoc(importlib.import_module(f"ssod.{m}"))
+        page = html.unescape(re.sub(r"<[^>]+>", " ", (out / f"api_{m}.html").read_text()))
+        assert plain(doc) in plain(page), m
+        assert doc == docs.notebook_description(docs.NBS / docs._source_notebook(importlib.import_module(f"ssod.{m}"))), m
     assert 'src="files/figures/fig3_locality_fmnist_scenes.png"' in index and 'href="01_sampler.html"' in index
     assert (out / "files" / "figures" / "fig3_locality_fmnist_scenes.png").is_file()
     assert 'src="mathjax/MathJax.js?config=' in index and "libs/mathjax" not in index  # equations typeset offline
@@ -101,3 +115,24 @@ def test_the_gpu_machines_one_line_command(repo_root):
     for line in lines:
         files = [w for w in line.split() if w.endswith(".py")]
         assert files and all((repo_root / f).is_file() for f in files), line
+
+
+def test_the_tutorial_track_reads_in_half_an_hour(docs):
+    counts = docs.tutorial_counts()
+    over = {k: (v, docs.TUTORIAL_LIMITS[k]) for k, v in counts.items() if v > docs.TUTORIAL_LIMITS[k]}
+    assert not over, f"the tutorial track is over its limits (count, limit): {over}"
+    guide = (docs.ROOT / "docs" / "notebooks.md").read_text()   # the guide states what the track measures now
+    stated = (f"{counts['words']:,} words of prose, {counts['code_lines']} visible code lines, "
+              f"the longest cell {counts['longest_cell']} lines")
+    assert stated in guide, f"docs/notebooks.md should say: {stated}"
+
+
+def test_tutorial_counts_on_a_hand_made_notebook(docs, tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("## Eq. 7\n\n$$y = 1$$ labels the [blocks](01_sampler.ipynb), $\\gamma$ too."),
+                nbformat.v4.new_code_cell("#| export\nx = 1\n\ny = 2  # two lines"),
+                nbformat.v4.new_code_cell("#| hide\nassert x == 1"),
+                nbformat.v4.new_code_cell("z = 3")]
+    nbformat.write(nb, tmp_path / "t.ipynb")
+    # "Eq", "7", "labels", "the", "blocks", "x" (the inline equation), "too": 7 words
+    assert docs.tutorial_counts(["t.ipynb"], tmp_path) == {"words": 7, "code_lines": 3, "longest_cell": 2}

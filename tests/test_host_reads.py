@@ -2,14 +2,14 @@
 
 Counted with `benchmarks/host_reads.py` on the CPU, loader included. A step reads nothing on the path a GPU runs; the
 host reads twice per epoch (the loss check at the end of the epoch and the epoch's means) and once every
-`CHECK_EVERY` steps. On the CPU itself the losses select their samples before summing (`ssod.losses.masked_sum`:
+`CHECK_EVERY` steps. On the CPU itself the losses select their samples before summing (`ssod.terms.masked_sum`:
 float32 sums depend on their order, and this keeps every CPU result the same to the last bit); those selections and
 their backward are the only reads there, and on a CPU nobody waits for them. `HOST_SELECTS = False` runs the GPU's
 masked sums on the CPU, which is how this test sees the GPU's path."""
 import pytest
 import torch
 
-import ssod.losses
+import ssod.terms
 from benchmarks.host_reads import HostReads
 from ssod.config import make_config
 from ssod.optim import CHECK_EVERY, StepStats
@@ -30,7 +30,7 @@ def trainer(tmp_path, **kw):
 
 @pytest.fixture
 def gpu_path(monkeypatch):
-    monkeypatch.setattr(ssod.losses, "HOST_SELECTS", False)
+    monkeypatch.setattr(ssod.terms, "HOST_SELECTS", False)
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -63,7 +63,7 @@ def test_on_the_cpu_only_the_loss_selections_read(tmp_path, data_root):
     with HostReads() as reads:
         tr.train_step(*next(batches), g)
     assert reads.count == 4 and all("boolean mask" in what for what, _ in reads.reads), reads.where()
-    assert sum("masked_sum" in line or "losses.py" in line for _, line in reads.reads) == 2, reads.where()
+    assert sum("masked_sum" in line or "terms.py" in line for _, line in reads.reads) == 2, reads.where()
 
 
 def test_a_non_finite_loss_is_caught_at_the_next_check(tmp_path, data_root, gpu_path):
