@@ -8,6 +8,7 @@ from torch import nn
 
 from .small_resnet import SmallResNet, SMALL_RESNETS
 from .backbones import TORCHVISION, is_factory_arch, factory_parts, torchvision_parts, first_conv_to
+from .timm_parts import TIMM, is_timm_arch, timm_parts
 
 # %% auto #0
 __all__ = ['ARCHS', 'trunk_and_head']
@@ -18,13 +19,18 @@ ARCHS = (*SMALL_RESNETS, "small_vit", "resnet18", "resnet18_cifar", "resnet50", 
 
 def trunk_and_head(arch: str, num_classes: int, in_channels: int, pretrained: bool = False,
                    arch_args: dict | None = None, pretrained_path: str = "") -> tuple:
-    "(h, C, f_cls) for `arch`: a small ResNet, your model factory (package.module:function) or a torchvision network."
-    if arch not in ARCHS and not arch.startswith(TORCHVISION) and not is_factory_arch(arch):
-        raise ValueError(f"unknown arch {arch!r}; known architectures: {', '.join(ARCHS)}, {TORCHVISION}<name>, or "
-                         "package.module:function (your model factory)")
-    if arch_args and not is_factory_arch(arch):
-        raise ValueError(f"arch_args are the keyword arguments of a model factory (arch package.module:function), "
-                         f"not of {arch}")
+    """(h, C, f_cls) for `arch`: a small ResNet, your model factory (package.module:function), a timm model
+    (timm:<name>) or a torchvision network."""
+    if arch not in ARCHS and not arch.startswith(TORCHVISION) and not is_factory_arch(arch) and not is_timm_arch(arch):
+        raise ValueError(f"unknown arch {arch!r}; known architectures: {', '.join(ARCHS)}, {TORCHVISION}<name>, "
+                         f"{TIMM}<name>, or package.module:function (your model factory)")
+    if arch_args and not (is_factory_arch(arch) or is_timm_arch(arch)):
+        raise ValueError(f"arch_args are the keyword arguments of a model factory (arch package.module:function) "
+                         f"or of a timm model, not of {arch}")
+    if is_timm_arch(arch):
+        if pretrained and not pretrained_path:
+            raise ValueError(f"arch {arch}: timm's weights are read from a local file offline: pass pretrained_path")
+        return timm_parts(arch, num_classes, in_channels, arch_args, pretrained_path if pretrained else "")
     if arch in SMALL_RESNETS or is_factory_arch(arch):
         if pretrained:
             raise ValueError(f"{arch} has no pretrained weights" if arch in SMALL_RESNETS else

@@ -15,13 +15,14 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['TORCHVISION', 'TORCHVISION_BUILT', 'SMALL_VIT', 'PROBE_SIZE', 'cut_at_pool', 'head_channels', 'first_conv_to',
+__all__ = ['TORCHVISION', 'TIMM', 'TORCHVISION_BUILT', 'SMALL_VIT', 'PROBE_SIZE', 'cut_at_pool', 'head_channels', 'first_conv_to',
            'is_torchvision_arch', 'from_torchvision', 'torchvision_parts', 'ViTTokens', 'vit_parts',
            'pretrained_weights', 'weights_cache_file', 'pretrained_file', 'weights_from', 'is_factory_arch',
            'find_factory', 'factory_path', 'factory_parts']
 
 # %% ../nbs/02a_backbones.ipynb #cde86c03
 TORCHVISION = "torchvision:"   # arch "torchvision:<name>": any torchvision CNN classifier, cut before its global pool
+TIMM = "timm:"                 # arch "timm:<name>": any timm model (notebook 02d)
 
 def cut_at_pool(net: nn.Module, what: str) -> tuple:
     """(trunk, head) of a classifier whose children run in order: those before its global average pool give the feature
@@ -237,7 +238,7 @@ def weights_from(arch: str, pretrained_path: str = ""):
 # %% ../nbs/02a_backbones.ipynb #4b48c645
 def is_factory_arch(arch: str) -> bool:
     "Whether `arch` names a model factory of yours by import path, `package.module:function`."
-    return ":" in arch and not arch.startswith(TORCHVISION)
+    return ":" in arch and not arch.startswith((TORCHVISION, TIMM))
 
 def find_factory(path: str):
     "The callable `package.module:function` names, or an error saying how to make it findable."

@@ -42,7 +42,7 @@ class Benchmark:
     mean: tuple
     std: tuple
     val_ood: str = "shuffled_patches"   # synthetic, built from the ID validation split (see below)
-    groups: dict = field(default_factory=dict)   # group name -> OOD sets it averages, fixed before any result
+    groups: dict = field(default_factory=dict)   # group name -> OOD sets it averages (see docs/demo.md)
     offline: bool = False      # every set is prepared from the package registries, without the internet
     covariate: tuple = ()      # covariate-shifted ID sets: scored like OOD sets, never averaged with them
 

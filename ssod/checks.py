@@ -17,6 +17,7 @@ from .manifest import read_json
 from .sources import data_source
 from .checkpoints import check_init
 from .backbones import ViTTokens, from_torchvision, is_factory_arch, factory_parts, torchvision_parts
+from .timm_parts import is_timm_arch, timm_parts
 from .backbones import pretrained_file
 from .methods import METHODS
 from .tuning import detector_class, detector_names
@@ -123,10 +124,13 @@ def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = N
                              f"are {size}x{size} ({cfg.benchmark}; image_size): a ViT's input size is fixed")
     check_out_dir(cfg.out_dir)
     check_init(cfg)
-    if cfg.pretrained and cfg.arch != "resnet18_cifar":   # (that one is never pretrained: its stem differs)
+    if cfg.pretrained and cfg.arch != "resnet18_cifar" and not is_timm_arch(cfg.arch):   # (its stem differs)
         pretrained_file(cfg.arch, cfg.pretrained_path)    # on this machine, or a clear error with the URL
     n_fit = (source or data_source(cfg)[1]).check(cfg)
     if is_factory_arch(cfg.arch):   # your network, built once now: a factory that fails does so before any work
         factory_parts(cfg.arch, cfg.bench.num_classes, cfg.bench.in_channels, cfg.arch_kwargs)
+    if is_timm_arch(cfg.arch):      # timm installed, the name and its arguments known, the weights file read
+        timm_parts(cfg.arch, cfg.bench.num_classes, cfg.bench.in_channels, cfg.arch_kwargs,
+                   cfg.pretrained_path if cfg.pretrained else "")
     check_fit_and_tune(cfg, dets, params, n_fit, tune)
     return dets

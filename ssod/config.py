@@ -15,6 +15,7 @@ from .params import LossConfig, param, coerce
 from .model import ARCHS
 from .backbones import is_torchvision_arch
 from .backbones import is_factory_arch, find_factory, factory_path
+from .timm_parts import is_timm_arch
 from .methods import METHODS
 from .benchmarks import Benchmark, check_folder_paths, folder_benchmark, get_benchmark
 from .runtime import PRECISIONS
@@ -48,8 +49,9 @@ class TrainConfig(LossConfig):
     in_channels: int = param(0, "benchmark own: the channels of your images (filled in from them); 0 otherwise",
                              optional=True)
     arch: str = param("small_resnet", "backbone: one of ssod.model.ARCHS (presets pick the paper's for the benchmark) "
-                      "or torchvision:<name>, any torchvision CNN classifier, or package.module:function, your own model factory")
-    arch_args: str = param("", "arch package.module:function: its keyword arguments, as JSON", optional=True)
+                      "or torchvision:<name>, any torchvision CNN classifier, timm:<name>, any timm model, "
+                      "or package.module:function, your own model factory")
+    arch_args: str = param("", "arch package.module:function or timm:<name>: its keyword arguments, as JSON", optional=True)
     pretrained: bool = param(False, "torchvision ImageNet weights for the backbone")
     pretrained_path: str = param("", "pretrained: read the weights from this local file (a machine without the "
                                  "internet); empty: torchvision's cache, downloaded into it when missing", optional=True)
@@ -126,12 +128,13 @@ class TrainConfig(LossConfig):
         at_least = lambda name, low: (getattr(self, name) >= low, f"{name} must be >= {low}, got {getattr(self, name)!r}")
         return [
             choice("method", METHODS), choice("ood_head", ("linear", "mlp")),
-            (self.arch in ARCHS or is_torchvision_arch(self.arch) or is_factory_arch(self.arch), f"unknown arch "
-             f"{self.arch!r}; known architectures: {', '.join(ARCHS)}, torchvision:<name> (any torchvision CNN "
-             "classifier), or package.module:function (your own model factory)"),
-            (not self.arch_args or is_factory_arch(self.arch) and isinstance(_json(self.arch_args), dict),
-             f"arch_args must be a JSON object of keyword arguments for a model factory arch, got {self.arch_args!r} "
-             f"with arch {self.arch!r}"),
+            (self.arch in ARCHS or is_torchvision_arch(self.arch) or is_factory_arch(self.arch)
+             or is_timm_arch(self.arch),
+             f"unknown arch {self.arch!r}; known architectures: {', '.join(ARCHS)}, torchvision:<name> (any torchvision "
+             "CNN classifier), timm:<name> (any timm model), or package.module:function (your own model factory)"),
+            (not self.arch_args or (is_factory_arch(self.arch) or is_timm_arch(self.arch))
+             and isinstance(_json(self.arch_args), dict), f"arch_args must be a JSON object of keyword arguments for a "
+             f"model factory or a timm model, got {self.arch_args!r} with arch {self.arch!r}"),
             (not (self.pretrained and is_factory_arch(self.arch)), "pretrained: a model factory loads its own weights"),
             (self.benchmark == OWN or self.num_classes == self.in_channels == 0, "num_classes and in_channels describe "
              f"data passed in Python (benchmark own); benchmark {self.benchmark!r} has its own"),
