@@ -43,7 +43,13 @@ NAV_STYLE = '<nav style="font:13px sans-serif;padding:6px;border-bottom:1px soli
 
 
 def is_hidden(cell) -> bool:
-    return any(line.strip() == "#| hide" for line in cell.source.splitlines())
+    "A code cell readers never see: `#| hide`, or nbdev's `#| default_exp`."
+    return any(l.strip() in ("#| hide", "#|hide") or l.startswith("#| default_exp") for l in cell.source.splitlines())
+
+
+def shows_output_only(cell) -> bool:
+    "A `#| echo: false` cell: readers see its Markdown output (a table read from a committed file), not its code."
+    return any(l.replace(" ", "") == "#|echo:false" for l in cell.source.splitlines())
 
 
 def prose_words(markdown: str) -> int:
@@ -66,7 +72,7 @@ def tutorial_counts(names=None, nbs: Path = NBS) -> dict:
         for cell in nbformat.read(nbs / name, as_version=4).cells:
             if cell.cell_type == "markdown":
                 words += prose_words(cell.source)
-            elif cell.cell_type == "code" and not is_hidden(cell):
+            elif cell.cell_type == "code" and not is_hidden(cell) and not shows_output_only(cell):
                 lines += code_lines(cell)
                 longest = max(longest, code_lines(cell))
     return {"words": words, "code_lines": lines, "longest_cell": longest}
@@ -167,14 +173,13 @@ def _for_readers(nb):
     only its Markdown output (a table read from a committed file), as text."""
     cells = []
     for c in nb.cells:
-        lines = c.source.splitlines()
         if c.cell_type == "code":
-            if any(l.strip() in ("#| hide", "#|hide") for l in lines) or any(l.startswith("#| default_exp") for l in lines):
+            if is_hidden(c):
                 continue
-            if any(l.replace(" ", "") == "#|echo:false" for l in lines):
+            if shows_output_only(c):
                 cells += [nbformat.v4.new_markdown_cell(t) for t in _markdown_outputs(c)]
                 continue
-            c.source = "\n".join(l for l in lines if not l.startswith("#|")).strip("\n")
+            c.source = "\n".join(l for l in c.source.splitlines() if not l.startswith("#|")).strip("\n")
         if c.cell_type == "raw":
             continue
         cells.append(c)

@@ -16,7 +16,7 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['TORCHVISION', 'TIMM', 'TORCHVISION_BUILT', 'SMALL_VIT', 'PROBE_SIZE', 'cut_at_pool', 'head_channels', 'first_conv_to',
-           'is_torchvision_arch', 'from_torchvision', 'torchvision_parts', 'ViTTokens', 'vit_parts',
+           'is_torchvision_arch', 'from_torchvision', 'torchvision_parts', 'ViTTokens', 'token_map', 'vit_parts',
            'pretrained_weights', 'weights_cache_file', 'pretrained_file', 'weights_from', 'is_factory_arch',
            'find_factory', 'factory_path', 'factory_parts']
 
@@ -166,7 +166,12 @@ class ViTTokens(nn.Module):
         v, n = self.vit, x.shape[0]
         t = v._process_input(x)                                  # B x N x D patch embeddings (checks the size)
         t = v.encoder(torch.cat([v.class_token.expand(n, -1, -1), t], dim=1))[:, 1:]   # the class token dropped
-        return t.transpose(1, 2).reshape(n, t.shape[-1], x.shape[-2] // v.patch_size, x.shape[-1] // v.patch_size)
+        return token_map(t, x, v.patch_size)
+
+def token_map(tokens: torch.Tensor, x: torch.Tensor, patch) -> torch.Tensor:
+    "B x N x D patch tokens of images `x` as a B x D x h x w map X, one position per `patch` (a side or (h, w))."
+    ph, pw = (patch, patch) if isinstance(patch, int) else patch
+    return tokens.transpose(1, 2).reshape(len(tokens), tokens.shape[-1], x.shape[-2] // ph, x.shape[-1] // pw)
 
 def vit_parts(vit: nn.Module, num_classes: int) -> tuple:
     "(trunk, D, head) of a torchvision VisionTransformer: `ViTTokens` and its own head, which then reads the mean token."

@@ -16,8 +16,9 @@ from .config import TrainConfig
 from .manifest import read_json
 from .sources import data_source
 from .checkpoints import check_init
-from .backbones import ViTTokens, from_torchvision, is_factory_arch, factory_parts, torchvision_parts
-from .timm_parts import is_timm_arch, timm_parts
+from .backbones import ViTTokens, from_torchvision, is_factory_arch, torchvision_parts
+from .timm_parts import is_timm_arch
+from .architectures import trunk_and_head
 from .backbones import pretrained_file
 from .methods import METHODS
 from .tuning import detector_class, detector_names
@@ -127,10 +128,8 @@ def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = N
     if cfg.pretrained and cfg.arch != "resnet18_cifar" and not is_timm_arch(cfg.arch):   # (its stem differs)
         pretrained_file(cfg.arch, cfg.pretrained_path)    # on this machine, or a clear error with the URL
     n_fit = (source or data_source(cfg)[1]).check(cfg)
-    if is_factory_arch(cfg.arch):   # your network, built once now: a factory that fails does so before any work
-        factory_parts(cfg.arch, cfg.bench.num_classes, cfg.bench.in_channels, cfg.arch_kwargs)
-    if is_timm_arch(cfg.arch):      # timm installed, the name and its arguments known, the weights file read
-        timm_parts(cfg.arch, cfg.bench.num_classes, cfg.bench.in_channels, cfg.arch_kwargs,
-                   cfg.pretrained_path if cfg.pretrained else "")
+    if is_factory_arch(cfg.arch) or is_timm_arch(cfg.arch):   # your network or timm's, built once now as training will
+        trunk_and_head(cfg.arch, cfg.bench.num_classes, cfg.bench.in_channels, cfg.pretrained, cfg.arch_kwargs,
+                       cfg.pretrained_path)   # build it: one that fails does so before any work
     check_fit_and_tune(cfg, dets, params, n_fit, tune)
     return dets

@@ -13,10 +13,10 @@ from .framework import upcast
 from .sampler import sample_blocks, target_confidence, IGNORE
 from .variants import released_sample_blocks, topk_sample_blocks, released_ood_term
 from .params import LossConfig, BALANCES
-from .terms import Term, Loss, sample_counts, masked_sum, host_selects, balanced_resample
+from .terms import Term, Loss, sample_counts, bce, masked_sum, host_selects, balanced_resample
 
 # %% auto #0
-__all__ = ['eq9', 'ce_term', 'bce', 'lwb', 'lw', 'dr', 'eq9_samples', 'SSODLoss']
+__all__ = ['eq9', 'ce_term', 'lwb', 'lw', 'dr', 'eq9_samples', 'SSODLoss']
 
 # %% ../nbs/03_losses.ipynb #8f9cd6c1
 def eq9(y_hat: torch.Tensor, y: torch.Tensor, y_hat_ood: torch.Tensor, y_ood: torch.Tensor, alpha: float = 1.5,
@@ -33,10 +33,6 @@ def ce_term(logits: torch.Tensor, y: torch.Tensor) -> Term:
     return Term([F.cross_entropy(upcast(logits), y, reduction="sum")], sample_counts(y.numel(), device=y.device), (1.0,))
 
 # %% ../nbs/03_losses.ipynb #13abd59b
-def bce(y_hat_ood: torch.Tensor, target: int) -> torch.Tensor:
-    "Binary cross entropy of every ID logit against one target (1: ID, 0: OOD)."
-    return F.binary_cross_entropy_with_logits(y_hat_ood, torch.full_like(y_hat_ood, float(target)), reduction="none")
-
 def lwb(y_hat_ood: torch.Tensor, y_ood: torch.Tensor) -> Term:
     "LWB: the mean BCE of the ID samples (y_ood 1) and the mean of the OOD samples (y_ood 0), averaged (empty sides left out)."
     is_id, is_ood = y_ood == 1, y_ood == 0

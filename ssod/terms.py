@@ -6,9 +6,10 @@
 from __future__ import annotations
 from dataclasses import dataclass, field
 import torch
+import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['HOST_SELECTS', 'Term', 'sample_counts', 'Loss', 'host_selects', 'masked_sum', 'balanced_resample']
+__all__ = ['HOST_SELECTS', 'Term', 'sample_counts', 'Loss', 'host_selects', 'bce', 'masked_sum', 'balanced_resample']
 
 # %% ../nbs/03c_terms.ipynb #92dce318
 @dataclass
@@ -68,6 +69,10 @@ HOST_SELECTS = True   # the CPU sums selected elements; False runs the accelerat
 def host_selects(t: torch.Tensor) -> bool:
     "Whether samples of `t` are selected before they are summed: on the CPU, unless `HOST_SELECTS` is switched off."
     return HOST_SELECTS and t.device.type == "cpu"
+
+def bce(y_hat_ood: torch.Tensor, target: int) -> torch.Tensor:
+    "Binary cross entropy of every ID logit against one target (1: ID, 0: OOD), one value per sample."
+    return F.binary_cross_entropy_with_logits(y_hat_ood, torch.full_like(y_hat_ood, float(target)), reduction="none")
 
 def masked_sum(fn, mask: torch.Tensor, *xs) -> torch.Tensor:
     "The sum of `fn(*xs)` over the elements `mask` selects, without the host reading `mask` (on a GPU a masked sum)."

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .backbones import TIMM, head_channels, _check_cut
+from .backbones import TIMM, head_channels, token_map, _check_cut
 
 # %% auto #0
 __all__ = ['is_timm_arch', 'TimmTokens', 'load_local_weights', 'timm_parts']
@@ -27,9 +27,7 @@ class TimmTokens(nn.Module):
         f = self.model.forward_features(x)
         if f.ndim == 4:   # a feature map, channels first unless the model says otherwise (Swin: NHWC)
             return f.permute(0, 3, 1, 2) if getattr(self.model, "output_fmt", "NCHW") == "NHWC" else f
-        t = f[:, getattr(self.model, "num_prefix_tokens", 0):]    # B x N x D patch tokens
-        ph, pw = self.model.patch_embed.patch_size
-        return t.transpose(1, 2).reshape(len(t), t.shape[-1], x.shape[-2] // ph, x.shape[-1] // pw)
+        return token_map(f[:, getattr(self.model, "num_prefix_tokens", 0):], x, self.model.patch_embed.patch_size)
 
 # %% ../nbs/02d_timm.ipynb #f3710150
 def load_local_weights(model: nn.Module, path, arch: str) -> None:

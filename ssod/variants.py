@@ -6,11 +6,10 @@
 from __future__ import annotations
 from functools import partial
 import torch
-import torch.nn.functional as F
 
 from .framework import upcast
 from .sampler import IGNORE, check_gamma
-from .terms import Term, masked_sum, sample_counts
+from .terms import Term, bce, masked_sum, sample_counts
 
 # %% auto #0
 __all__ = ['released_sample_blocks', 'topk_sample_blocks', 'released_ood_term']
@@ -37,12 +36,9 @@ def topk_sample_blocks(block_logits: torch.Tensor, y: torch.Tensor, k: int = 0, 
     return torch.where(conf[:, 0] >= gamma, 1, torch.where(outranked >= k, 0, IGNORE))
 
 # %% ../nbs/01a_variants.ipynb #bba871bf
-def _bce(s: torch.Tensor, target: int) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(s, torch.full_like(s, float(target)), reduction="none")
-
 def released_ood_term(y_hat_ood: torch.Tensor, y_ood: torch.Tensor) -> Term:
     "Released code: 0.5 * (BCE over ID-labelled blocks towards ID + BCE over all blocks not labelled OOD towards OOD)."
     s, lab = upcast(y_hat_ood.flatten()), y_ood.flatten()
     is_id, rest = lab == 1, lab != 0
-    return Term([masked_sum(partial(_bce, target=1), is_id, s), masked_sum(partial(_bce, target=0), rest, s)],
+    return Term([masked_sum(partial(bce, target=1), is_id, s), masked_sum(partial(bce, target=0), rest, s)],
                 sample_counts(is_id.sum(), rest.sum()), (0.5, 0.5))

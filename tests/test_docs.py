@@ -1,7 +1,10 @@
 """Committed notebook outputs are current (made by this library version, from this code), the site renders with
 every page, figure and internal link in place, and the GPU machine's command is one line of files that exist."""
+import importlib
 import importlib.util
 import html
+import inspect
+import re
 import shutil
 
 import nbformat
@@ -58,7 +61,6 @@ def test_site_renders_with_every_page_figure_and_link(docs, tmp_path):
     tutorial = nav[:nav.index("<b>Reference</b>")]
     assert [tutorial.index(f'href="{n[:-6]}.html"') for n in docs.TUTORIAL] == \
         sorted(tutorial.index(f'href="{n[:-6]}.html"') for n in docs.TUTORIAL)
-    import importlib, inspect, re
     plain = lambda t: re.sub(r"[`$*_{}\\\s]+", " ", t).strip()
     for m in docs.library_modules():   # every module's whole description on its API page, its notebook's in full
         doc = inspect.getdoc(importlib.import_module(f"ssod.{m}"))
@@ -132,7 +134,9 @@ def test_tutorial_counts_on_a_hand_made_notebook(docs, tmp_path):
     nb.cells = [nbformat.v4.new_markdown_cell("## Eq. 7\n\n$$y = 1$$ labels the [blocks](01_sampler.ipynb), $\\gamma$ too."),
                 nbformat.v4.new_code_cell("#| export\nx = 1\n\ny = 2  # two lines"),
                 nbformat.v4.new_code_cell("#| hide\nassert x == 1"),
-                nbformat.v4.new_code_cell("z = 3")]
+                nbformat.v4.new_code_cell("z = 3"),
+                nbformat.v4.new_code_cell("#| echo: false\nMarkdown(table)"),   # readers see its output only
+                nbformat.v4.new_code_cell("#| default_exp losses")]
     nbformat.write(nb, tmp_path / "t.ipynb")
     # "Eq", "7", "labels", "the", "blocks", "x" (the inline equation), "too": 7 words
     assert docs.tutorial_counts(["t.ipynb"], tmp_path) == {"words": 7, "code_lines": 3, "longest_cell": 2}

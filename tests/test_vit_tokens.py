@@ -1,6 +1,7 @@
 """SSOD on a vision transformer's tokens: torchvision's ViTs and `small_vit` give their patch tokens as the map Eq. 6-10
 read, and an SSOD network with the topk (LoCoOp) sampler trains on objects in scenes, its sampler checked against the
 object masks."""
+import pytest
 import torch
 
 from ssod.config import make_config
@@ -27,7 +28,6 @@ def test_small_vit_trains_with_ssod_and_the_topk_sampler(tmp_path, data_root):
 
 
 def test_a_timm_vit_trains_with_ssod_and_its_checkpoint_reloads(tmp_path, data_root):
-    pytest = __import__("pytest")
     pytest.importorskip("timm")
     from ssod.checkpoints import model_from_checkpoint
     args = {"img_size": 56, "patch_size": 8, "depth": 2, "embed_dim": 64, "num_heads": 2}   # a 7x7 token grid
