@@ -13,7 +13,7 @@ CORES := $(shell nproc 2>/dev/null || echo 1)
 NB_WORKERS ?= $(shell n=$(CORES); echo $$(( n < 2 ? 1 : 2 )))
 NB_THREADS := $(shell echo $$(( $(CORES) / $(NB_WORKERS) > 0 ? $(CORES) / $(NB_WORKERS) : 1 )))
 
-.PHONY: install data data-study demo demo-fmnist recipe trained study study-selection study-plateau reproduce baselines docs site test test-slow nbtest pytest sync-check clean-runs
+.PHONY: install data data-study demo demo-fmnist recipe trained study study-budget study-selection study-plateau reproduce baselines docs site test test-slow nbtest pytest sync-check clean-runs
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,18 @@ study-plateau: data-study
 	@for r in $(PLATEAU)/record.json $(PLATEAU)/eval/baselines/record.json $(PLATEAU)_ssod_finetuned/record.json; do \
 	  mkdir -p figures/study_runs/selection/$$(dirname $${r#runs/selection/}); \
 	  cp $$r figures/study_runs/selection/$${r#runs/selection/}; done
+
+# The study's budget at the trained recipe, chosen on ID validation accuracy before it: the vanilla network at rho = 0.8
+# (seed 0) on N training images for E epochs, for each candidate NxE (records in figures/study_runs/selection/budget_*):
+# the cheapest whose run twice as long gains less than a point.
+STUDY_BUDGETS := 10000x8 10000x16 20000x5 20000x10
+study-budget: data-study
+	@for b in $(STUDY_BUDGETS); do \
+	  $(BIN)/ssod-train --preset trained --benchmark scenes_rho0.8 --alpha 0 --precision fp32 --limit-train $${b%x*} \
+	    --epochs $${b#*x} --limit-eval 1000 --limit-tune 1000 --detectors msp --no-tune \
+	    --out-dir runs/selection/budget_$$b || exit 1; \
+	  mkdir -p figures/study_runs/selection/budget_$$b; \
+	  cp runs/selection/budget_$$b/record.json figures/study_runs/selection/budget_$$b/; done
 
 # The study's backbone, chosen on ID validation data before it: small_resnet vs small_resnet_local at rho = 0.8, vanilla
 # networks trained for about the same time (records in figures/study_runs/selection/).

@@ -2,7 +2,7 @@
 
     python -m data_scripts.prepare fmnist                # the offline benchmark: Fashion-MNIST + its 5 OOD sets
     python -m data_scripts.prepare fmnist_scenes_benchmark  # offline objects in scenes: garments on photographs + 6 OOD sets
-    python -m data_scripts.prepare scenes_rho_benchmark  # objects in shared scenes, rho 0 and 0.8, + 9 OOD sets
+    python -m data_scripts.prepare scenes_rho_benchmark  # objects in shared scenes, rho 0, 0.4 and 0.8, + 9 OOD sets
     python -m data_scripts.prepare mnist textures        # single sets
     python -m data_scripts.prepare cifar10_benchmark     # CIFAR-10 + SVHN, LSUN, iSUN, Places365, DTD (downloads)
     python -m data_scripts.prepare openood_cifar10_benchmark  # OpenOOD v1.5's CIFAR-10 lists and images (downloads)

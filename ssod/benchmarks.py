@@ -62,7 +62,8 @@ BENCHMARKS = {
     **{name: Benchmark(name, name, SCENE_SETS + OBJECT_SETS + SCENES_FAR, 10, 1, 56, mean, std, offline=True,
                        groups={"scene": SCENE_SETS, "object": OBJECT_SETS, "texture": SCENES_FAR[:1],
                                "noise": SCENES_FAR[1:]}, covariate=COVARIATE_SETS)
-       for name, mean, std in [("scenes_rho0", (0.4936,), (0.2379,)), ("scenes_rho0.8", (0.4922,), (0.2370,))]},
+       for name, mean, std in [("scenes_rho0", (0.4936,), (0.2379,)), ("scenes_rho0.4", (0.4936,), (0.2373,)),
+                               ("scenes_rho0.8", (0.4922,), (0.2370,))]},
     "cifar10": Benchmark("cifar10", "cifar10", CIFAR_OOD, 10, 3, 224, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "cifar10_32": Benchmark("cifar10_32", "cifar10", CIFAR_OOD, 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     # OpenOOD v1.5: its normalisation, its validation OOD list for tuning, its near / far groups

@@ -25,7 +25,7 @@ from .tuning import detector_class, detector_names
 
 # %% auto #0
 __all__ = ['MIN_TUNE', 'default_detectors', 'parse_detector_params', 'check_detectors', 'candidate_values', 'check_fit_and_tune',
-           'check_out_dir', 'check_run']
+           'check_out_dir', 'fixed_input_size', 'check_input_size', 'check_run']
 
 # %% ../nbs/09a_checks.ipynb #4054fc6f
 def default_detectors(cfg: TrainConfig) -> list:
@@ -111,25 +111,42 @@ def check_out_dir(path, evaluation: bool = False) -> Path:
         raise ValueError(f"out_dir {path} cannot be created or written ({e.strerror or e})") from e
     return path
 
+# %% ../nbs/09a_checks.ipynb #d5c836bf
+def fixed_input_size(trunk) -> int | None:
+    "The image side a ViT's position embedding fixes (torchvision's; timm's without dynamic_img_size), else None."
+    if isinstance(trunk, ViTTokens):
+        return trunk.vit.image_size
+    model = getattr(trunk, "model", None)   # a timm model in TimmTokens
+    embed = getattr(model, "patch_embed", None)
+    if embed is None or getattr(model, "dynamic_img_size", False) or not getattr(embed, "strict_img_size", False):
+        return None
+    return embed.img_size[0] if embed.img_size and embed.img_size[0] == embed.img_size[1] else None
+
+def check_input_size(cfg: TrainConfig, trunk) -> None:
+    "A ViT trunk whose fixed input size is not the run's images' fails now."
+    side, size = fixed_input_size(trunk), cfg.image_size or cfg.bench.image_size
+    if side is not None and side != size:
+        raise ValueError(f"arch {cfg.arch} takes {side}x{side} images, this run's are {size}x{size} ({cfg.benchmark}; "
+                         f"image_size): a ViT's input size is fixed (a timm ViT: arch_args img_size={size}, or "
+                         "dynamic_img_size=True)")
+
 # %% ../nbs/09a_checks.ipynb #c62c5fec
 def check_run(cfg: TrainConfig, detectors=None, detector_params: dict | None = None, tune: bool = True,
               source=None) -> list:
     "Every check that can fail before training starts (`source`: the run's data source, notebook 04j; default its benchmark); returns the detectors."
     dets, params = check_detectors(cfg, detectors, detector_params)
+    trunk = None
     if from_torchvision(cfg.arch):       # cut now, on the meta device (no memory, no
         with torch.device("meta"):       # initialisation): a network ssod cannot cut fails before any work
             trunk = torchvision_parts(cfg.arch, cfg.bench.num_classes)[0]
-        size = cfg.image_size or cfg.bench.image_size
-        if isinstance(trunk, ViTTokens) and trunk.vit.image_size != size:   # a ViT's position embedding fixes its size
-            raise ValueError(f"arch {cfg.arch} takes {trunk.vit.image_size}x{trunk.vit.image_size} images, this run's "
-                             f"are {size}x{size} ({cfg.benchmark}; image_size): a ViT's input size is fixed")
+    if is_factory_arch(cfg.arch) or is_timm_arch(cfg.arch):   # your network or timm's, built once now as training will
+        trunk = trunk_and_head(cfg.arch, cfg.bench.num_classes, cfg.bench.in_channels, cfg.pretrained, cfg.arch_kwargs,
+                               cfg.pretrained_path)[0]   # build it: one that fails does so before any work
+    check_input_size(cfg, trunk)
     check_out_dir(cfg.out_dir)
     check_init(cfg)
     if cfg.pretrained and cfg.arch != "resnet18_cifar" and not is_timm_arch(cfg.arch):   # (its stem differs)
         pretrained_file(cfg.arch, cfg.pretrained_path)    # on this machine, or a clear error with the URL
     n_fit = (source or data_source(cfg)[1]).check(cfg)
-    if is_factory_arch(cfg.arch) or is_timm_arch(cfg.arch):   # your network or timm's, built once now as training will
-        trunk_and_head(cfg.arch, cfg.bench.num_classes, cfg.bench.in_channels, cfg.pretrained, cfg.arch_kwargs,
-                       cfg.pretrained_path)   # build it: one that fails does so before any work
     check_fit_and_tune(cfg, dets, params, n_fit, tune)
     return dets

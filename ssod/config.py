@@ -31,7 +31,7 @@ OWN = "own"   # the benchmark of data sets passed in Python (ssod.sources.OwnDat
 @dataclass
 class TrainConfig(LossConfig):
     "Every parameter of a training run. Defaults: the paper (Sec. 5.1, App. B); the loss's are `LossConfig`'s."
-    benchmark: str = param("fmnist_scenes", "offline: fmnist_scenes, scenes_rho0, scenes_rho0.8 or fmnist; "
+    benchmark: str = param("fmnist_scenes", "offline: fmnist_scenes, scenes_rho0, scenes_rho0.4, scenes_rho0.8 or fmnist; "
                            "cifar10, cifar10_32, openood_cifar10 (OpenOOD v1.5) or imagenet; folder (your image "
                            "folders: train_dir, test_dir, ood_dirs); own (your torch Datasets, passed in Python to "
                            "ssod.experiment.run as an ssod.sources.OwnData)")
@@ -52,7 +52,8 @@ class TrainConfig(LossConfig):
                       "or torchvision:<name>, any torchvision CNN classifier, timm:<name>, any timm model, "
                       "or package.module:function, your own model factory")
     arch_args: str = param("", "arch package.module:function or timm:<name>: its keyword arguments, as JSON", optional=True)
-    pretrained: bool = param(False, "torchvision ImageNet weights for the backbone")
+    pretrained: bool = param(False, "ImageNet weights for the backbone: torchvision's, or a timm model's from "
+                                    "pretrained_path")
     pretrained_path: str = param("", "pretrained: read the weights from this local file (a machine without the "
                                  "internet); empty: torchvision's cache, downloaded into it when missing", optional=True)
     init_from: str = param("", "start from the weights of this checkpoint or run folder (e.g. SSOD fine-tuning of a "
@@ -236,13 +237,13 @@ _SCENES_OFFLINE = dict(arch="small_resnet_s2", augment="none")
 # on a 2-core CPU without native bf16), evaluation on 1,000 images per set
 PRESETS["study"] = dict(_ADAMW_COSINE, augment="none", batch_size=64, precision="fp32", limit_train=10_000,
                         limit_tune=1000, limit_eval=1000, limit_fit=5000)
-SCENE_BENCHMARKS = ("fmnist_scenes", "scenes_rho0", "scenes_rho0.8")
+SCENE_BENCHMARKS = ("fmnist_scenes", "scenes_rho0", "scenes_rho0.4", "scenes_rho0.8")
 BENCHMARK_PRESETS = {("demo", "fmnist"): DEMO_EVAL, ("adamw_cosine", "fmnist"): _ADAMW_COSINE_BUDGET,
                      **{("adamw_cosine", b): _SCENES_ADAMW_COSINE for b in SCENE_BENCHMARKS},
                      **{("demo", b): dict(_SCENES_OFFLINE, **DEMO_EVAL) for b in SCENE_BENCHMARKS},
                      **{("trained", b): dict(_SCENES_OFFLINE, augment="shift", hflip=True) for b in SCENE_BENCHMARKS}}
 PAPER_ARCH = {"fmnist": "small_resnet", "fmnist_scenes": "small_resnet", "scenes_rho0": "small_resnet",
-              "scenes_rho0.8": "small_resnet", "folder": "resnet18", "cifar10": "resnet18", "cifar10_32": "resnet18_cifar",
+              "scenes_rho0.4": "small_resnet", "scenes_rho0.8": "small_resnet", "folder": "resnet18", "cifar10": "resnet18", "cifar10_32": "resnet18_cifar",
               "openood_cifar10": "resnet18_cifar", "imagenet": "resnet50"}
 
 def make_config(preset: str = "demo", **overrides) -> TrainConfig:

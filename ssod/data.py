@@ -189,7 +189,7 @@ for _name, _desc in [("mnist_scenes", "MNIST digits pasted onto OOD-pool scenes 
 # %% ../nbs/04_data.ipynb #cb363593
 _RHO_PREPARE = "python -m data_scripts.prepare scenes_rho_benchmark"
 
-for _name, _rho in [("scenes_rho0", 0.0), ("scenes_rho0.8", 0.8)]:
+for _name, _rho in [("scenes_rho0", 0.0), ("scenes_rho0.4", 0.4), ("scenes_rho0.8", 0.8)]:
     _register_file_set(_name, "scenes56", "Fashion-MNIST garments on shared scenes, background-class correlation "
                        f"rho = {_rho}, with masks", _RHO_PREPARE, ("train", "val", "test"))
 

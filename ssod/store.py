@@ -20,7 +20,7 @@ from .metrics import METRICS
 from .results import read_record, write_record, average_over_sets, group_averages
 
 # %% auto #0
-__all__ = ['run_key', 'run_name', 'ResultsStore', 'mean_std', 'seed_stat']
+__all__ = ['run_key', 'run_name', 'ResultsStore', 'mean_std', 'seed_stat', 'paired_difference', 'paired_cell']
 
 # %% ../nbs/10_store.ipynb #7949aec5
 def run_key(cfg: TrainConfig) -> str:
@@ -155,3 +155,22 @@ def seed_stat(records, detector: str, ood: str = "average", metric: str = "fpr95
         return mean_std([r["id_acc"] for r in records])
     src = [r["ood_avg"] if ood == "average" else r["ood"][ood] if ood in r["ood"] else r["ood_groups"][ood] for r in records]
     return mean_std([s[detector][metric] for s in src])
+
+# %% ../nbs/10_store.ipynb #0eed6778
+def paired_difference(a, b, level: float = 0.95) -> dict:
+    """Seed-by-seed `a - b` (higher is better; swap them for a lower-is-better metric): its mean, the `level` Student-t
+    interval of the mean (`low`, `high`; nan for one seed), `wins` (seeds with a > b) and `n`."""
+    from scipy import stats
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.ndim != 1 or a.shape != b.shape or not len(a):
+        raise ValueError(f"paired_difference needs two equally long, non-empty lists of per-seed values; got {a.shape} "
+                         f"and {b.shape}")
+    d = a - b
+    m, n = float(d.mean()), len(d)
+    half = float(stats.t.ppf((1 + level) / 2, n - 1) * d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    return dict(mean=m, low=m - half, high=m + half, wins=int((d > 0).sum()), n=n)
+
+def paired_cell(p: dict, digits: int = 2) -> str:
+    "A paired difference as a table cell: mean [95% interval], wins/seeds; bold where the interval excludes 0."
+    text = f"{p['mean']:+.{digits}f} [{p['low']:+.{digits}f}, {p['high']:+.{digits}f}], {p['wins']}/{p['n']}"
+    return f"**{text}**" if p["low"] > 0 or p["high"] < 0 else text

@@ -60,7 +60,8 @@ def test_corrupted_checkpoint(tmp_path, data_root):
 ENTRY_POINTS = [["ssod-train"], ["-m", "ssod.experiment"], ["-m", "ssod.results"], ["-m", "ssod.openood"],
                 ["-m", "data_scripts.prepare"],
                 *([f"benchmarks/{name}.py"] for name in ("time_to_accuracy", "step_overhead", "eval_cost", "gpu_check",
-                                                         "throughput"))]
+                                                         "throughput")),
+                ["docs/quoted.py"]]
 
 
 @pytest.mark.parametrize("command", ENTRY_POINTS, ids=" ".join)
@@ -86,6 +87,8 @@ def test_one_spelling_for_every_flag(args, key, value):
 @pytest.mark.parametrize("args, message", [
     (["-m", "ssod.results", "runs/no_such_run"], "no run record at runs/no_such_run"),
     (["-m", "ssod.experiment", "--arch", "small_vit", "--benchmark", "fmnist"], "a ViT's input size is fixed"),
+    (["-m", "ssod.experiment", "--arch", "timm:vit_tiny_patch16_224", "--benchmark", "fmnist_scenes"],
+     "takes 224x224 images, this run's are 56x56"),
     (["-m", "ssod.experiment", "--arch", "torchvision:maxvit_t", "--benchmark", "fmnist"],
      "has no global average pool"),
     (["benchmarks/time_to_accuracy.py", "--recipes", "demo[lr]"], "lr has no value"),

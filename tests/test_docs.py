@@ -140,3 +140,29 @@ def test_tutorial_counts_on_a_hand_made_notebook(docs, tmp_path):
     nbformat.write(nb, tmp_path / "t.ipynb")
     # "Eq", "7", "labels", "the", "blocks", "x" (the inline equation), "too": 7 words
     assert docs.tutorial_counts(["t.ipynb"], tmp_path) == {"words": 7, "code_lines": 3, "longest_cell": 2}
+
+
+@pytest.fixture(scope="module")
+def quoted(repo_root):
+    spec = importlib.util.spec_from_file_location("docs_quoted", repo_root / "docs" / "quoted.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_quoted_result_is_in_a_committed_table_or_record(quoted):
+    missing = {page: quoted.unsourced(page) for page in quoted.PAGES}
+    assert not any(missing.values()), f"numbers no committed table or named record holds: { {p: n for p, n in missing.items() if n} }"
+
+
+def test_an_invented_result_is_caught(quoted, tmp_path):
+    (tmp_path / "figures" / "runs" / "a").mkdir(parents=True)
+    (tmp_path / "figures" / "t.md").write_text("| method | AUROC |\n|---|---:|\n| MSP | 91.254 |\n")
+    (tmp_path / "figures" / "runs" / "a" / "record.json").write_text('{"id_acc": 0.86483, "seed": 1}')
+    page = ("MSP reaches 91.25 (and −91.3 is one decimal: a setting); `make 12.34`; seed 1 of `figures/runs/a` "
+            "reaches 86.48% and 86.5; 77.77 is invented.\n```\nrun 55.55\n```\n")
+    (tmp_path / "p.md").write_text(page)
+    assert quoted.quoted_numbers(page) == ["91.25", "86.48", "77.77"]
+    assert quoted.unsourced("p.md", tmp_path) == ["77.77"]
+    (tmp_path / "q.md").write_text(page.replace("`figures/runs/a`", "a run"))   # the record is not named: not a source
+    assert quoted.unsourced("q.md", tmp_path) == ["86.48", "77.77"]
