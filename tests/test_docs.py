@@ -11,12 +11,17 @@ import nbformat
 import pytest
 
 
-@pytest.fixture(scope="module")
-def docs(repo_root):
-    spec = importlib.util.spec_from_file_location("docs_build", repo_root / "docs" / "build.py")
+def docs_script(repo_root, name):
+    "A script of docs/ (not a package) loaded as a module."
+    spec = importlib.util.spec_from_file_location(f"docs_{name}", repo_root / "docs" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.fixture(scope="module")
+def docs(repo_root):
+    return docs_script(repo_root, "build")
 
 
 def test_committed_outputs_are_current(docs):
@@ -144,10 +149,7 @@ def test_tutorial_counts_on_a_hand_made_notebook(docs, tmp_path):
 
 @pytest.fixture(scope="module")
 def quoted(repo_root):
-    spec = importlib.util.spec_from_file_location("docs_quoted", repo_root / "docs" / "quoted.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return docs_script(repo_root, "quoted")
 
 
 def test_every_quoted_result_is_in_a_committed_table_or_record(quoted):
