@@ -83,7 +83,7 @@ def save_figure(fig, stem) -> list:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})  # the same figure, the same bytes
     return paths
 
 # %% ../nbs/12_figures.ipynb #5078ac37

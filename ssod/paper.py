@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .config import TrainConfig
+from .files import checkout_dir
 
 # %% auto #0
 __all__ = ['T1_SETS', 'TABLE1', 'T2_SETS', 'TABLE2', 'TABLE2_AVERAGE', 'T3_SETS', 'TABLE3', 'TABLE4', 'TABLE5', 'TABLE6', 'ROWS',
@@ -202,11 +203,13 @@ def method_records(store, base: TrainConfig, methods, seeds) -> dict:
     return out
 
 def provenance(*records: dict) -> list:
-    "Run folders behind a table's records ({row: [record per seed]}, one or more such dicts), for the table file."
-    seen = []
+    """Run folders behind a table's records ({row: [record per seed]}, one or more such dicts), for the table file;
+    a folder inside this checkout is named from its root, as on any other machine."""
+    root, seen = checkout_dir(), []
     for recs in (rs for d in records for rs in d.values()):
         for r in recs or []:
-            f = r["config"]["out_dir"]
+            f = Path(r["config"]["out_dir"])
+            f = str(f.relative_to(root) if root and f.is_absolute() and f.is_relative_to(root) else f)
             if f not in seen:
                 seen.append(f)
     return seen

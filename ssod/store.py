@@ -168,9 +168,9 @@ def paired_difference(a, b, level: float = 0.95) -> dict:
     d = a - b
     m, n = float(d.mean()), len(d)
     half = float(stats.t.ppf((1 + level) / 2, n - 1) * d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-    return dict(mean=m, low=m - half, high=m + half, wins=int((d > 0).sum()), n=n)
+    return dict(mean=m, low=m - half, high=m + half, wins=int((d > 0).sum()), n=n, level=level)
 
 def paired_cell(p: dict, digits: int = 2) -> str:
-    "A paired difference as a table cell: mean [95% interval], wins/seeds; bold where the interval excludes 0."
+    "A paired difference as a table cell: mean [interval at `p['level']`], wins/seeds; bold where it excludes 0."
     text = f"{p['mean']:+.{digits}f} [{p['low']:+.{digits}f}, {p['high']:+.{digits}f}], {p['wins']}/{p['n']}"
     return f"**{text}**" if p["low"] > 0 or p["high"] < 0 else text
