@@ -76,7 +76,7 @@ study-plateau: data-study
 # The study's budget at the trained recipe, chosen on ID validation accuracy before it: the vanilla network at rho = 0.8
 # (seed 0) on N training images for E epochs, for each candidate NxE (records in figures/study_runs/selection/budget_*):
 # the cheapest whose run twice as long gains less than a point.
-STUDY_BUDGETS := 10000x8 10000x16 20000x5 20000x10
+STUDY_BUDGETS := 10000x8 10000x16 20000x5 20000x10 55000x5 55000x10 55000x20
 study-budget: data-study
 	@for b in $(STUDY_BUDGETS); do \
 	  $(BIN)/ssod-train --preset trained --benchmark scenes_rho0.8 --alpha 0 --precision fp32 --limit-train $${b%x*} \

@@ -243,8 +243,9 @@ BENCHMARK_PRESETS = {("demo", "fmnist"): DEMO_EVAL, ("adamw_cosine", "fmnist"): 
                      **{("demo", b): dict(_SCENES_OFFLINE, **DEMO_EVAL) for b in SCENE_BENCHMARKS},
                      **{("trained", b): dict(_SCENES_OFFLINE, augment="shift", hflip=True) for b in SCENE_BENCHMARKS}}
 PAPER_ARCH = {"fmnist": "small_resnet", "fmnist_scenes": "small_resnet", "scenes_rho0": "small_resnet",
-              "scenes_rho0.4": "small_resnet", "scenes_rho0.8": "small_resnet", "folder": "resnet18", "cifar10": "resnet18", "cifar10_32": "resnet18_cifar",
-              "openood_cifar10": "resnet18_cifar", "imagenet": "resnet50"}
+              "scenes_rho0.4": "small_resnet", "scenes_rho0.8": "small_resnet", "folder": "resnet18",
+              "cifar10": "resnet18", "cifar10_32": "resnet18_cifar", "openood_cifar10": "resnet18_cifar",
+              "imagenet": "resnet50"}
 
 def make_config(preset: str = "demo", **overrides) -> TrainConfig:
     "A `TrainConfig` from a preset; `overrides` (None values ignored) win. Unknown keys fail."
