@@ -13,7 +13,7 @@ CORES := $(shell nproc 2>/dev/null || echo 1)
 NB_WORKERS ?= $(shell n=$(CORES); echo $$(( n < 2 ? 1 : 2 )))
 NB_THREADS := $(shell echo $$(( $(CORES) / $(NB_WORKERS) > 0 ? $(CORES) / $(NB_WORKERS) : 1 )))
 
-.PHONY: install data data-study demo demo-fmnist recipe trained study study-budget study-selection study-plateau reproduce baselines docs site test test-slow nbtest pytest sync-check clean-runs
+.PHONY: install data data-study demo demo-fmnist recipe compile-step trained study study-budget study-selection study-plateau reproduce baselines docs site test test-slow nbtest pytest sync-check clean-runs
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -79,6 +79,7 @@ study-plateau: data-study
 STUDY_BUDGETS := 10000x8 10000x16 20000x5 20000x10 55000x5 55000x10 55000x20
 study-budget: data-study
 	@for b in $(STUDY_BUDGETS); do \
+	  [ -f runs/selection/budget_$$b/record.json ] && continue; \
 	  $(BIN)/ssod-train --preset trained --benchmark scenes_rho0.8 --alpha 0 --precision fp32 --limit-train $${b%x*} \
 	    --epochs $${b#*x} --limit-eval 1000 --limit-tune 1000 --detectors msp --no-tune \
 	    --out-dir runs/selection/budget_$$b || exit 1; \
@@ -100,6 +101,15 @@ study-selection: data-study
 # kernels (as on a CPU without native bf16) and natively (figures/time_to_accuracy.*); and 4 epochs of the trained
 # recipe with and without translations and flips (records in figures/recipe_runs/selection/).
 RECIPE_TRAIN := ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/ssod-train --benchmark fmnist_scenes --precision fp32
+# torch.compile on the CPU: the offline recipe's CE and SSOD training steps, eager and compiled, natively and under
+# oneDNN's AVX2 kernels (as on a CPU without native bf16), fp32; the output is figures/recipe_runs/compile_step.txt.
+COMPILE_STEP := benchmarks/step_overhead.py --arch small_resnet_s2 --size 56 --channels 1 --batch 128 --precision fp32
+compile-step:
+	@{ lscpu | grep -m1 'Model name'; for isa in native AVX2; do for c in 0 1; do echo "== kernels $$isa, compile $$c"; \
+	  if [ $$isa = AVX2 ]; then ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python $(COMPILE_STEP) --compile $$c; \
+	  else $(BIN)/python $(COMPILE_STEP) --compile $$c; fi || exit 1; done; done; } > figures/recipe_runs/compile_step.txt
+	@cat figures/recipe_runs/compile_step.txt
+
 recipe: data
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa avx2 \
 	  --recipes "adamw_cosine,demo,trained[epochs=4,augment=none,hflip=false],demo[arch=small_resnet],demo[lr=0.003],trained"
