@@ -7,7 +7,6 @@ from __future__ import annotations
 import warnings
 import numpy as np
 import torch
-from sklearn.metrics import roc_curve, roc_auc_score, average_precision_score, precision_recall_curve, auc
 
 # %% auto #0
 __all__ = ['AUPR_METHODS', 'METRICS', 'METRICS_REQUIRED', 'METRIC_DEFINITIONS', 'fpr_at_tpr', 'auroc', 'aupr_in', 'aupr_out',
@@ -41,12 +40,14 @@ def fpr_at_tpr(id_scores, ood_scores, tpr: float = 0.95, positive: str = "id") -
         raise ValueError(f"positive must be 'id' or 'ood', got {positive!r}")
     if not 0 < tpr <= 1:
         raise ValueError(f"tpr must be in (0, 1], got {tpr!r}")
+    from sklearn.metrics import roc_curve   # here, not at the top: sklearn takes seconds to import
     y, s = _labels_scores(*_scores(id_scores, ood_scores), positive)
     fpr, tpr_curve, _ = roc_curve(y, s, drop_intermediate=False)
     return float(fpr[np.searchsorted(tpr_curve, tpr, side="left")])
 
 def auroc(id_scores, ood_scores) -> float:
     "Area under the ROC curve (the same whichever class is positive)."
+    from sklearn.metrics import roc_auc_score
     y, s = _labels_scores(*_scores(id_scores, ood_scores))
     return float(roc_auc_score(y, s))
 
@@ -55,6 +56,7 @@ AUPR_METHODS = ("ap", "trapezoid")
 
 def _pr_area(y, s, method: str) -> float:
     "Area under the precision-recall curve of labels `y` (1 = positive) and scores `s`: step-wise AP or trapezoid."
+    from sklearn.metrics import average_precision_score, precision_recall_curve, auc
     if method == "ap":
         return float(average_precision_score(y, s))
     precision, recall, _ = precision_recall_curve(y, s)

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
+
 import torch
 
 import ssod
@@ -174,6 +174,7 @@ def read_record(path) -> dict:
 # %% ../nbs/08_results.ipynb #2115aa42
 def record_table(rec: dict, metrics=("fpr95", "auroc"), detectors=None, label: str | None = None) -> pd.DataFrame:
     "Detectors x (OOD set, metric) table of a record, with the groups of sets, the average over sets, covariate-shifted sets and ID accuracy."
+    import pandas as pd   # here, not at the top: a training process never needs it, and it takes a second to import
     dets = detectors or list(rec["ood_avg"])
     cols = {}
     for ood, per_det in rec["ood"].items():
@@ -193,6 +194,7 @@ def record_table(rec: dict, metrics=("fpr95", "auroc"), detectors=None, label: s
 
 def compare_table(rows, metrics=("fpr95", "auroc")) -> pd.DataFrame:
     "rows: [(label, record, detector), ...] -> one table with a row per (label, detector)."
+    import pandas as pd
     return pd.concat([record_table(rec, metrics, [det], label) for label, rec, det in rows])
 
 # %% ../nbs/08_results.ipynb #24e7a3db
@@ -255,6 +257,7 @@ def main(argv=None):
     for (bench, precision), rows in groups.items():
         if len(groups) > 1:
             print(f"\n== evaluated on {bench}, scores in {precision}")
+        import pandas as pd
         with pd.option_context("display.width", 250, "display.max_columns", 60):
             print(compare_table(rows, tuple(a.metrics.split(","))).to_string())
 
