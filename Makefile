@@ -117,6 +117,8 @@ compile-step:
 recipe: data
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa avx2 \
 	  --recipes "adamw_cosine,demo,trained[epochs=4,augment=none,hflip=false],demo[arch=small_resnet],demo[lr=0.003],trained"
+	$(BIN)/python benchmarks/time_to_accuracy.py --isa avx2 --append \
+	  --recipes "demo[arch=small_resnet,image_size=28,epochs=2],demo[arch=small_resnet,image_size=28,epochs=3]"
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa native --recipes "adamw_cosine,demo" --append
 	@for spec in "noaug --augment none --no-hflip" "shift_flip --augment shift --hflip"; do set -- $$spec; name=$$1; shift; \
 	  $(RECIPE_TRAIN) --preset trained --epochs 4 --alpha 0 --detectors msp --no-tune "$$@" --out-dir runs/recipe/trained_$$name \
