@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q --no-compile -c constraints.txt -e ".[dev]"
 	@# byte-compile once, on every core (about 20 s on 2): where PYTHONDONTWRITEBYTECODE is set, as on many CI images,
-	@# every process would otherwise compile torch's sources again (`import ssod.experiment`: 6.6 s against 1.9 s on
-	@# a 2-core AMD EPYC); a few packages ship files that are not Python 3.11 (templates, tests), so compileall's
+	@# every process would otherwise compile torch's sources again (`import ssod.experiment`: 6.6 s against 1.9-2.3 s
+	@# on a 2-core AMD EPYC, natively and under ONEDNN_MAX_CPU_ISA=AVX2 alike); a few packages ship files that are not Python 3.11 (templates, tests), so compileall's
 	@# status is not checked
 	-@$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1
 	@touch $(STAMP)
@@ -147,8 +147,8 @@ REPRO_SEEDS ?= [0, 1, 2]
 REPRO_OVERRIDES ?= {"precision": "fp32"}
 REPRO_NBS := table1_imagenet table3_textures table4_alpha table5_balance table6_architectures \
              fig2_tsne fig3_locality fig4_examples
-# Table 6's torchvision networks: the demo recipe on every training image, 64 px, one epoch (its 8 networks took 67
-# minutes on a 2-core AMD EPYC in fp32; the trained preset's 5 epochs would take hours)
+# Table 6's torchvision networks: the demo recipe on every training image, 64 px, one epoch: the trained preset's 5
+# epochs of these networks would take hours on a 2-core CPU
 REPRO_TABLE6 ?= -p preset demo -p limit_train 0
 reproduce: data
 	@mkdir -p runs/reproduce figures
