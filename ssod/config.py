@@ -87,6 +87,8 @@ class TrainConfig(LossConfig):
     compile: bool = param(False, "torch.compile the training step")
     select: str = param("val_acc", "checkpoint selection, val_acc (ID validation accuracy; the paper keeps the best "
                         "test FPR95, which selects on test OOD data) or last")
+    precise_bn: int = param(0, "re-estimate every BatchNorm layer's running statistics on N training images after each "
+                            "epoch, before validation (precise BN); 0: keep training's running averages", optional=True)
     out_dir: str = param("runs/default", "folder of the checkpoints and the run record")
     resume: bool = param(True, "continue from out_dir/checkpoints/last.pt when it exists")
     data_root: str = param("", "data folder; empty: $SSOD_DATA, else <checkout>/data")
@@ -153,7 +155,7 @@ class TrainConfig(LossConfig):
             at_least("seed", 0), at_least("num_threads", 0), at_least("limit_train", 0), at_least("limit_eval", 0),
             at_least("limit_tune", 0), at_least("limit_fit", 0), at_least("eval_batch_size", 0), at_least("workers", -1),
             at_least("dist_timeout", 1), at_least("image_size", 0), at_least("weight_decay", 0), at_least("max_shift", 0),
-            at_least("supcon_weight", 0),
+            at_least("supcon_weight", 0), at_least("precise_bn", 0),
             (0 < self.lr <= 10, f"lr must be in (0, 10], got {self.lr!r}"),
             (self.seed < 2**31, f"seed must be in [0, 2^31), got {self.seed!r}"),
             (self.temperature > 0, f"temperature must be > 0, got {self.temperature!r}"),

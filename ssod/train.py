@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.optim.swa_utils import update_bn
 from tqdm import tqdm
 
 import ssod
@@ -26,7 +27,7 @@ from .checkpoints import CheckpointError, check_init, load_checkpoint, resume_di
 
 
 # %% auto #0
-__all__ = ['SAMPLER_CHECK_IMAGES', 'patch', 'Trainer']
+__all__ = ['SAMPLER_CHECK_IMAGES', 'patch', 'Trainer', 'recompute_bn_stats']
 
 # %% ../nbs/05_train.ipynb #ec1fe0e3
 def patch(f):
@@ -235,7 +236,10 @@ def fit(self: Trainer):
     t0 = time.time()
     while self.epoch < self.cfg.epochs:
         te = time.time()
-        rec = {"epoch": self.epoch + 1, **self.train_epoch(), **self.validate(),
+        train = self.train_epoch()
+        if self.cfg.precise_bn:
+            self.precise_bn()
+        rec = {"epoch": self.epoch + 1, **train, **self.validate(),
                "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.time() - te}
         self.epoch += 1
         self.history.append(rec)
@@ -260,3 +264,39 @@ def restore_best(self: Trainer):
     best = self.ckpt_dir / "best.pt"
     if self.cfg.select == "val_acc" and best.exists():
         self.model.load_state_dict(load_checkpoint(best, self.device)["model"])
+
+# %% ../nbs/05_train.ipynb #a7c3e1b1
+def recompute_bn_stats(model: nn.Module, batches, images: int) -> int:
+    """Re-estimate the running mean and variance of every BatchNorm layer of `model` as the plain average over the
+    first batches of `batches` (model-ready inputs, or tuples whose first item is one) until `images` images are seen.
+    Returns the number of images used."""
+    seen = 0
+    def inputs():
+        nonlocal seen
+        for b in batches:
+            if seen >= images:
+                return
+            x = b[0] if isinstance(b, (list, tuple)) else b
+            seen += len(x)
+            yield x
+    with torch.no_grad():
+        update_bn(inputs(), model)   # momentum None: a cumulative average; training mode restored afterwards
+    return seen
+
+@patch
+def precise_bn(self: Trainer) -> int:
+    "`cfg.precise_bn`: this epoch's BatchNorm statistics re-estimated on its first training batches, averaged over processes."
+    def inputs():
+        for x, _, _ in self.epoch_batches():
+            x = x.to(torch.float64 if self.precision == "fp64" else torch.float32)
+            yield x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
+    with autocast(self.device, self.precision):
+        seen = recompute_bn_stats(self.model, inputs(), max(1, self.cfg.precise_bn // self.world_size))
+    if self.world_size > 1:  # every process saw its own slice: the average of the processes' estimates
+        for m in self.model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+                for t in (m.running_mean, m.running_var):
+                    dist.all_reduce(t)
+                    t /= self.world_size
+    return seen
+
