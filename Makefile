@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --no-compile -c constraints.txt -e ".[dev]"
 	@# byte-compile once, on every core (about 20 s on 2): where PYTHONDONTWRITEBYTECODE is set, as on many CI images,
 	@# every process would otherwise compile torch's sources again (`import ssod.experiment`: 6.6 s against 1.9-2.3 s
-	@# on a 2-core AMD EPYC, natively and under ONEDNN_MAX_CPU_ISA=AVX2 alike); a few packages ship files that are not Python 3.11 (templates, tests), so compileall's
-	@# status is not checked
+	@# on a 2-core AMD EPYC with AVX-512, natively and under ONEDNN_MAX_CPU_ISA=AVX2 alike); a few packages ship files
+	@# that are not Python 3.11 (templates, tests), so compileall's status is not checked
 	-@$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1
 	@touch $(STAMP)
 

@@ -172,10 +172,7 @@ def load(self: Trainer, path):
 def train_step(self: Trainer, x, y, generator=None):
     """One optimisation step on batch (x, y): forward, Eq. 9 (or the method's objective), backward, AdamW, schedule.
     Returns the loss (detached) and the statistics, tensors on the device: the host reads nothing here."""
-    x = x.to(torch.float64 if self.precision == "fp64" else torch.float32)
-    if self.cfg.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    terms = self.objective(self.step_model, x, y, generator, autocast(self.device, self.precision))
+    terms = self.objective(self.step_model, self.model_input(x), y, generator, autocast(self.device, self.precision))
     loss, stats = reduce_over_processes(terms, self.world_size, to_host=False)
     self.optimizer.zero_grad(set_to_none=True)
     self.scaler.scale(loss).backward()
@@ -183,6 +180,12 @@ def train_step(self: Trainer, x, y, generator=None):
     self.scaler.update()
     self.scheduler.step()
     return loss.detach(), stats
+
+@patch
+def model_input(self: Trainer, x):
+    "A loader batch as the model takes it: the run's float type and memory format."
+    x = x.to(torch.float64 if self.precision == "fp64" else torch.float32)
+    return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
 
 @patch
 def _check_loss(self: Trainer, log: StepStats) -> float:
@@ -285,13 +288,10 @@ def recompute_bn_stats(model: nn.Module, batches, images: int) -> int:
 
 @patch
 def precise_bn(self: Trainer) -> int:
-    "`cfg.precise_bn`: this epoch's BatchNorm statistics re-estimated on its first training batches, averaged over processes."
-    def inputs():
-        for x, _, _ in self.epoch_batches():
-            x = x.to(torch.float64 if self.precision == "fp64" else torch.float32)
-            yield x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
+    "`cfg.precise_bn`: BatchNorm statistics re-estimated on this epoch's first batches, averaged over processes."
+    batches = (self.model_input(x) for x, _, _ in self.epoch_batches())
     with autocast(self.device, self.precision):
-        seen = recompute_bn_stats(self.model, inputs(), max(1, self.cfg.precise_bn // self.world_size))
+        seen = recompute_bn_stats(self.model, batches, max(1, self.cfg.precise_bn // self.world_size))
     if self.world_size > 1:  # every process saw its own slice: the average of the processes' estimates
         for m in self.model.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
