@@ -43,6 +43,7 @@ class SmallResNet(nn.Sequential):
 # the small ResNets of the offline benchmarks, by name: SmallResNet's arguments
 SMALL_RESNETS = {"small_resnet": {}, "small_resnet_local": dict(kernels=(3, 3, 3, 1)),
                  "small_resnet_wide": dict(widths=(32, 64, 128, 256)),
+                 "small_resnet_narrow": dict(widths=(8, 16, 32, 64)),
                  "small_resnet_s2": dict(stem_stride=2, stem_width=24, widths=(32, 64, 128), strides=(1, 2, 2),
                                          blocks=(1, 1, 2))}
 

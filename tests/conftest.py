@@ -46,7 +46,8 @@ def md_tables(text: str) -> dict:
 
 # ---- Table 2 with two seeds at a smoke budget: run once, read by tests/test_seeds.py and tests/test_reproduce.py
 
-SMOKE = {"epochs": 1, "limit_train": 256, "limit_eval": 128}
+# the narrow network and 64 + 64 tuning images: these tests check tables and commands, not detection
+SMOKE = {"epochs": 1, "limit_train": 256, "limit_eval": 128, "limit_tune": 64, "arch": "small_resnet_narrow"}
 
 
 def papermill(args, cwd):

@@ -11,24 +11,27 @@ from ssod.config import make_config
 from ssod.train import Trainer
 from ssod.inference import eval_transform, predict
 
-# (method, its score, training images, the AUROC vs uniform noise it must beat). SSOD+SupCon after 2 epochs on 5,000
-# images is unstable against noise: its OOD factor alone gave 0.62 (fp32), 0.75 (fp32, AVX2) and 0.98 (bf16) on one
-# machine, the rectified posterior of Eq. 2 0.81 (fp32, AVX2) and 0.92 (bf16); its bar is the lower one it clears.
+# (method, its score, training images, the AUROC vs uniform noise it must beat, the network). SSOD+SupCon after 2
+# epochs on 5,000 images is unstable against noise: its OOD factor alone gave 0.62 (fp32), 0.75 (fp32, AVX2) and 0.98
+# (bf16) on one machine, the rectified posterior of Eq. 2 0.81 (fp32, AVX2) and 0.92 (bf16); its bar is the lower one.
 # GODIN after 2 epochs on 10,000 images depends on its head's initialisation: seeds 0 / 1 / 2 gave 0.71 / 0.98 / 0.55
 # (bf16) with the MLP OOD head built before it, 0.91 / 0.92 / 0.89 with the linear one (the OOD head is unused but draws
 # from the same random stream); seed 0 gave 0.708 (bf16) and 0.698 (fp32, AVX2) on an AMD EPYC and 0.512 (fp32, AVX2) on
 # an Intel Xeon. So GODIN's case builds the linear OOD head, which its network never reads.
-CASES = [("godin", "godin", 10000, 0.6), ("mos", "mos", 10000, 0.8), ("supcon", "knn", 5000, 0.8),
-         ("ssod_supcon", "ssod_posterior", 5000, 0.7), ("csi", "csi", 2000, 0.8)]
+# The narrow network (a third of the cost) where it clears the bars on seeds 0, 1 and 2 (fp32, AVX2, AMD EPYC Zen 1):
+# MOS 0.994 / 0.999 / 0.878, SupCon 0.976 / 0.995 / 0.980, SSOD+SupCon 1.000 / 0.961 / 1.000. GODIN on it gave 0.995 /
+# 0.818 / 0.655 and CSI 50-52% validation accuracy (every case asks 60%): both keep small_resnet.
+CASES = [("godin", "godin", 10000, 0.6, "small_resnet"), ("mos", "mos", 10000, 0.8, "small_resnet_narrow"),
+         ("supcon", "knn", 5000, 0.8, "small_resnet_narrow"),
+         ("ssod_supcon", "ssod_posterior", 5000, 0.7, "small_resnet_narrow"), ("csi", "csi", 2000, 0.8, "small_resnet")]
 OOD_HEAD = {"godin": "linear"}
 
 
-@pytest.mark.parametrize("method,detector,n_train,min_auroc", CASES)
-def test_method_score_direction(tmp_path, data_root, method, detector, n_train, min_auroc):
+@pytest.mark.parametrize("method,detector,n_train,min_auroc,arch", CASES)
+def test_method_score_direction(tmp_path, data_root, method, detector, n_train, min_auroc, arch):
     # the first offline recipe (lr 3e-3, cosine), on which the bars above were set: the test checks scores, not recipes
     cfg = make_config("adamw_cosine", benchmark="fmnist", method=method, epochs=2, batch_size=64, limit_train=n_train,
-                      augment="none",
-                      ood_head=OOD_HEAD.get(method, "mlp"), out_dir=str(tmp_path / method))
+                      augment="none", arch=arch, ood_head=OOD_HEAD.get(method, "mlp"), out_dir=str(tmp_path / method))
     trainer = Trainer(cfg, progress=False, log=lambda *a: None).fit()
     model = trainer.model.eval()
     assert all(torch.isfinite(torch.tensor(v)) for h in trainer.history for k, v in h.items() if k.startswith("train_"))

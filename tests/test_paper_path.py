@@ -105,7 +105,7 @@ def test_table2_paper_preset(tmp_path, repo_root, fixture_root):
     figures = tmp_path / "figures"
     papermill(repo_root, "table2_cifar10", tmp_path / "t2.ipynb",
               {"benchmark": "cifar10", "preset": "paper", "store_dir": tmp_path / "store", "figures_dir": figures},
-              {"overrides": {**SMALL, "image_size": 64, "data_root": str(fixture_root)}})
+              {"overrides": {**SMALL, "limit_train": 200, "image_size": 48, "data_root": str(fixture_root)}})
     md = (figures / "table2_cifar10.md").read_text()
     assert "FIXTURE DATA" in md
     assert {p.suffix for p in figures.iterdir()} == {".md", ".csv", ".tex"}

@@ -14,7 +14,7 @@ from ssod.config import make_config
 from ssod.checkpoints import model_from_checkpoint
 from ssod.inference import accuracy, predict
 
-TINY = dict(benchmark="fmnist", epochs=1, batch_size=64, limit_train=256, limit_eval=128)
+TINY = dict(benchmark="fmnist", arch="small_resnet_narrow", epochs=1, batch_size=64, limit_train=256, limit_eval=128)
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from ssod.config import make_config
 from ssod.checkpoints import CheckpointError, load_checkpoint
 from ssod.train import Trainer
 
-TINY = dict(benchmark="fmnist", epochs=3, batch_size=64, limit_train=384, limit_eval=200, precision="fp32", lr_schedule="step", lr_step=1)
+TINY = dict(benchmark="fmnist", arch="small_resnet_narrow", epochs=3, batch_size=64, limit_train=384, limit_eval=200,
+            precision="fp32", lr_schedule="step", lr_step=1)
 
 
 class Interrupt(Exception):

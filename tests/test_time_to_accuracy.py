@@ -6,8 +6,8 @@ import sys
 
 def test_curves_table_and_figure(tmp_path, repo_root, data_root):
     out = tmp_path / "tta"
-    recipes = ("demo[limit_train=512,limit_eval=500,batch_size=128],"
-               "demo[limit_train=512,limit_eval=500,lr_schedule=cosine]")
+    recipes = ("demo[arch=small_resnet_narrow,limit_train=512,limit_eval=500,batch_size=128],"
+               "demo[arch=small_resnet_narrow,limit_train=512,limit_eval=500,lr_schedule=cosine]")
     r = subprocess.run([sys.executable, "benchmarks/time_to_accuracy.py", "--isa", "avx2", "--benchmark", "fmnist",
                         "--recipes", recipes, "--every", "0.5", "--out", str(out)],
                        cwd=repo_root, capture_output=True, text=True)
@@ -22,7 +22,7 @@ def test_curves_table_and_figure(tmp_path, repo_root, data_root):
         assert all(b[0] >= a[0] and b[1] > a[1] for a, b in zip(points, points[1:]))
         assert all(0 <= acc <= 100 for _, _, acc in points)
     table = out.with_suffix(".md").read_text()
-    assert "demo[limit_train=512,limit_eval=500,lr_schedule=cosine]" in table
+    assert "demo[arch=small_resnet_narrow,limit_train=512,limit_eval=500,lr_schedule=cosine]" in table
     assert "s to 88%" in table and "--every 0.5" in table
     assert out.with_suffix(".png").stat().st_size > 10_000
     again = subprocess.run([sys.executable, "benchmarks/time_to_accuracy.py", "--plot-only", "--out", str(out)],

@@ -15,7 +15,7 @@ def tiny_resnet():
     import torchvision
     torch.manual_seed(0)
     m = torchvision.models.resnet18(num_classes=10)
-    m.conv1 = nn.Conv2d(1, 64, 3, 1, 1, bias=False)
+    m.conv1 = nn.Conv2d(1, 64, 3, 2, 1, bias=False)   # grey 28x28 in; stride 2 as torchvision's own (a 1x1 last map)
     return m.eval()
 
 
