@@ -62,13 +62,23 @@ def seeds_of_runs(store: Path) -> list:
 
 @pytest.fixture(scope="session")
 def two_seeds(tmp_path_factory, repo_root, data_root):
-    "Table 2 run by the command papermill_command writes for seeds [0, 1] (smoke budget): (folder, command)."
+    """Table 2 run by the command papermill_command writes for seeds [0, 1] (smoke budget): (folder, command). Made
+    once a session: under pytest-xdist the first worker to ask makes it in the session's shared folder and the others
+    wait for it (a file lock), as pytest-xdist's guide does for session fixtures."""
+    from filelock import FileLock
     from ssod.paper import papermill_command
-    tmp = tmp_path_factory.mktemp("seeds")
     command = papermill_command("table2_cifar10", "fmnist", "demo", [0, 1], SMOKE)
     args = shlex.split(command)
     assert args[:3] == ["papermill", "nbs/table2_cifar10.ipynb", "out.ipynb"], command
-    r = papermill([args[1], str(tmp / "out.ipynb"), *args[3:], "-p", "store_dir", str(tmp / "store"),
-                   "-p", "figures_dir", str(tmp / "figures")], repo_root)
-    assert r.returncode == 0, r.stderr[-3000:]
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        tmp = tmp_path_factory.mktemp("seeds")
+    else:
+        tmp = tmp_path_factory.getbasetemp().parent / "two_seeds"   # the parent: this session's, shared by its workers
+    with FileLock(str(tmp) + ".lock"):
+        if not (tmp / "done").exists():
+            tmp.mkdir(exist_ok=True)
+            r = papermill([args[1], str(tmp / "out.ipynb"), *args[3:], "-p", "store_dir", str(tmp / "store"),
+                           "-p", "figures_dir", str(tmp / "figures")], repo_root)
+            assert r.returncode == 0, r.stderr[-3000:]
+            (tmp / "done").touch()
     return tmp, command
