@@ -199,9 +199,11 @@ sync-check: install
 nbtest: data
 	OMP_NUM_THREADS=$(NB_THREADS) $(BIN)/nbdev_test --n_workers $(NB_WORKERS) --timing
 
-# One worker per core, one thread each (each test file on one worker, so its fixtures are made once).
+# One worker per core, one thread each (each test file on one worker, so its fixtures are made once), the files in
+# collection order: tests/conftest.py puts the longest first.
 pytest: data
-	OMP_NUM_THREADS=$(NB_THREADS) $(BIN)/python -m pytest -q -n $(NB_WORKERS) --dist loadfile --durations=40 -m "not slow" tests
+	OMP_NUM_THREADS=$(NB_THREADS) $(BIN)/python -m pytest -q -n $(NB_WORKERS) --dist loadfile --no-loadscope-reorder \
+	  --durations=40 -m "not slow" tests
 
 # The longest paper-path process tests (ResNet-18 at 224 on the fixtures, the ImageNet folder path, a torchrun job with
 # a killed rank resumed): about 2.5 minutes on 2 cores, left out of make test to keep it within 10 minutes.

@@ -13,6 +13,17 @@ if "OMP_NUM_THREADS" not in os.environ:   # make test sets it: workers x threads
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+# The files that train the most, longest first: make test hands whole files to its two pytest-xdist workers in
+# collection order (--dist loadfile --no-loadscope-reorder), so these start at once and the short files fill in last.
+LONGEST_FIRST = ("test_methods.py", "test_paper_path.py", "test_gpu_check.py", "test_resume.py", "test_your_model.py",
+                 "test_seeds.py", "test_papermill.py", "test_ddp.py", "test_docs.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: the other files keep their order
+
+
 @pytest.fixture(scope="session")
 def repo_root():
     return ROOT
