@@ -15,9 +15,9 @@ import torch
 
 from ssod.checkpoints import load_checkpoint
 
+# sync_bn: batch norm over the global batch (opt-in), the CPU's GlobalBatchNorm
 TINY = dict(benchmark="fmnist", arch="small_resnet_narrow", epochs=2, batch_size=64, limit_train=128, limit_eval=64,
-            precision="fp64", channels_last="false", num_threads=1,
-            sync_bn="true")   # batch norm over the global batch (opt-in): the CPU's GlobalBatchNorm
+            precision="fp64", channels_last="false", num_threads=1, sync_bn="true")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 

@@ -103,6 +103,7 @@ def test_imagenet_folders(tmp_path, repo_root, fixture_root):
 
 def test_table2_paper_preset(tmp_path, repo_root, fixture_root):
     figures = tmp_path / "figures"
+    # 200 training images (the KNN grid's largest k) at 48 px: ResNet-18's last map is still 2x2 blocks for Eq. 7
     papermill(repo_root, "table2_cifar10", tmp_path / "t2.ipynb",
               {"benchmark": "cifar10", "preset": "paper", "store_dir": tmp_path / "store", "figures_dir": figures},
               {"overrides": {**SMALL, "limit_train": 200, "image_size": 48, "data_root": str(fixture_root)}})
