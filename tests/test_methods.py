@@ -18,10 +18,11 @@ from ssod.inference import eval_transform, predict
 # (bf16) with the MLP OOD head built before it, 0.91 / 0.92 / 0.89 with the linear one (the OOD head is unused but draws
 # from the same random stream); seed 0 gave 0.708 (bf16) and 0.698 (fp32, AVX2) on an AMD EPYC and 0.512 (fp32, AVX2) on
 # an Intel Xeon. So GODIN's case builds the linear OOD head, which its network never reads.
-# The narrow network (a third of the cost) where it clears the bars on seeds 0, 1 and 2 (fp32, AVX2, AMD EPYC Zen 1):
-# MOS 0.994 / 0.999 / 0.878, SupCon 0.976 / 0.995 / 0.980, SSOD+SupCon 1.000 / 0.961 / 1.000; CSI on 4,000 images 0.985
-# / 0.977 / 0.986 with 67-69% validation accuracy (on 2,000: 50-52%, below the 60% every case asks). GODIN on it gave
-# 0.995 / 0.818 / 0.655 (small_resnet on 5,000 images 0.947 / 0.952 / 0.708), so GODIN keeps small_resnet on 10,000.
+# The narrow network (2.3-2.9x the training images a second, fp32, AMD EPYC with AVX2) where it clears the bars on seeds
+# 0, 1 and 2 (fp32, AVX2, AMD EPYC Zen 1): MOS 0.994 / 0.999 / 0.878, SupCon 0.976 / 0.995 / 0.980, SSOD+SupCon 1.000 /
+# 0.961 / 1.000; CSI on 4,000 images 0.985 / 0.977 / 0.986 with 67-69% validation accuracy (on 2,000: 50-52%, below the
+# 60% every case asks). GODIN on it gave 0.995 / 0.818 / 0.655 (small_resnet on 5,000 images 0.947 / 0.952 / 0.708), so
+# GODIN keeps small_resnet on 10,000.
 CASES = [("godin", "godin", 10000, 0.6, "small_resnet"), ("mos", "mos", 10000, 0.8, "small_resnet_narrow"),
          ("supcon", "knn", 5000, 0.8, "small_resnet_narrow"),
          ("ssod_supcon", "ssod_posterior", 5000, 0.7, "small_resnet_narrow"),
