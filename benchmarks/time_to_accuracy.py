@@ -97,10 +97,9 @@ def first_time(points, threshold):
 
 
 def acc_at(points, second):
-    "Validation accuracy of the last evaluation at or before `second` of training (None past the run's end)."
-    if points[-1][0] < second:
-        return None
-    return [acc for s, _, acc in points if s <= second][-1]
+    """Validation accuracy once `second` seconds of training are spent: the first evaluation at or after it (the clock
+    is read between steps, so an evaluation falls up to a step late); None where none fell within 10% after it."""
+    return next((acc for s, _, acc in points if second <= s <= 1.1 * second), None)
 
 
 def table(results: list, cpu: str) -> str:

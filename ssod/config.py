@@ -234,6 +234,9 @@ _ADAMW_COSINE_BUDGET = dict(limit_train=12_000, limit_tune=500, limit_eval=1000)
 # accuracy and the sampler-vs-mask diagnostic (notebook 05), never on test OOD data
 _SCENES_ADAMW_COSINE = dict(augment="none", batch_size=64, **_ADAMW_COSINE_BUDGET)
 _SCENES_OFFLINE = dict(arch="small_resnet_s2", augment="none")
+# the demo's one epoch on objects in scenes in batches of 32: 2.7 points more ID validation accuracy than batches of
+# 128 on two seeds, at about the same images/s on a 2-core CPU (make recipe-batch); evaluation passes stay at 128
+_SCENES_DEMO = dict(_SCENES_OFFLINE, batch_size=32, eval_batch_size=128, **DEMO_EVAL)
 # the mechanism study (nbs/study_mechanism.ipynb): every network of it in fp32 (scores comparable across CPUs, so its
 # committed records serve every machine), adamw_cosine on 10,000 training images for 3 epochs (what fit 100 minutes
 # on a 2-core CPU without native bf16), evaluation on 1,000 images per set
@@ -242,7 +245,7 @@ PRESETS["study"] = dict(_ADAMW_COSINE, augment="none", batch_size=64, precision=
 SCENE_BENCHMARKS = ("fmnist_scenes", "scenes_rho0", "scenes_rho0.4", "scenes_rho0.8")
 BENCHMARK_PRESETS = {("demo", "fmnist"): DEMO_EVAL, ("adamw_cosine", "fmnist"): _ADAMW_COSINE_BUDGET,
                      **{("adamw_cosine", b): _SCENES_ADAMW_COSINE for b in SCENE_BENCHMARKS},
-                     **{("demo", b): dict(_SCENES_OFFLINE, **DEMO_EVAL) for b in SCENE_BENCHMARKS},
+                     **{("demo", b): _SCENES_DEMO for b in SCENE_BENCHMARKS},
                      **{("trained", b): dict(_SCENES_OFFLINE, augment="shift", hflip=True) for b in SCENE_BENCHMARKS}}
 PAPER_ARCH = {"fmnist": "small_resnet", "fmnist_scenes": "small_resnet", "scenes_rho0": "small_resnet",
               "scenes_rho0.4": "small_resnet", "scenes_rho0.8": "small_resnet", "folder": "resnet18",

@@ -38,11 +38,18 @@ def resolve_device(device: str = "auto", local_rank: int | None = None) -> torch
     return d if d.index is not None else torch.device("cuda", 0)
 
 def cpu_name() -> str:
-    "The CPU's model name (as `lscpu` prints it), else what `platform` knows."
+    """The CPU's model name (as `lscpu` prints it) with its family and model numbers, else what `platform` knows.
+    The numbers tell generations apart where a virtual machine names only the brand (`AMD EPYC`)."""
     try:
+        info = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            if not key.strip():
+                break   # the first processor's block is enough
+            info.setdefault(key.strip(), value.strip())
+        if "model name" in info:
+            numbers = [f"{k} {info[k]}" for k in ("cpu family", "model") if k in info]
+            return info["model name"] + (f" ({', '.join(numbers).replace('cpu family', 'family')})" if numbers else "")
     except OSError:
         pass
     return platform.processor() or platform.machine()
