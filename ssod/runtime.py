@@ -37,19 +37,19 @@ def resolve_device(device: str = "auto", local_rank: int | None = None) -> torch
         torch.cuda.set_device(d)
     return d if d.index is not None else torch.device("cuda", 0)
 
-def cpu_name() -> str:
+def cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
     """The CPU's model name (as `lscpu` prints it) with its family and model numbers, else what `platform` knows.
     The numbers tell generations apart where a virtual machine names only the brand (`AMD EPYC`)."""
     try:
         info = {}
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in Path(cpuinfo).read_text().splitlines():
             key, _, value = line.partition(":")
             if not key.strip():
                 break   # the first processor's block is enough
             info.setdefault(key.strip(), value.strip())
         if "model name" in info:
-            numbers = [f"{k} {info[k]}" for k in ("cpu family", "model") if k in info]
-            return info["model name"] + (f" ({', '.join(numbers).replace('cpu family', 'family')})" if numbers else "")
+            numbers = [f"{label} {info[k]}" for k, label in (("cpu family", "family"), ("model", "model")) if k in info]
+            return info["model name"] + (f" ({', '.join(numbers)})" if numbers else "")
     except OSError:
         pass
     return platform.processor() or platform.machine()
