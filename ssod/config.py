@@ -235,7 +235,7 @@ _ADAMW_COSINE_BUDGET = dict(limit_train=12_000, limit_tune=500, limit_eval=1000)
 _SCENES_ADAMW_COSINE = dict(augment="none", batch_size=64, **_ADAMW_COSINE_BUDGET)
 _SCENES_OFFLINE = dict(arch="small_resnet_s2", augment="none")
 # the demo's one epoch on objects in scenes in batches of 32: 2.7 points more ID validation accuracy than batches of
-# 128 on two seeds, at about the same images/s on a 2-core CPU (make recipe-batch); evaluation passes stay at 128
+# 128 on two seeds, at about the same images/s (2-core AMD EPYC Zen 1, fp32; make recipe-batch); evaluation stays at 128
 _SCENES_DEMO = dict(_SCENES_OFFLINE, batch_size=32, eval_batch_size=128, **DEMO_EVAL)
 # the mechanism study (nbs/study_mechanism.ipynb): every network of it in fp32 (scores comparable across CPUs, so its
 # committed records serve every machine), adamw_cosine on 10,000 training images for 3 epochs (what fit 100 minutes
