@@ -13,7 +13,7 @@ CORES := $(shell nproc 2>/dev/null || echo 1)
 NB_WORKERS ?= $(shell n=$(CORES); echo $$(( n < 2 ? 1 : 2 )))
 NB_THREADS := $(shell echo $$(( $(CORES) / $(NB_WORKERS) > 0 ? $(CORES) / $(NB_WORKERS) : 1 )))
 
-.PHONY: install data data-study demo demo-fmnist recipe recipe-batch compile-step trained study study-budget study-selection study-plateau reproduce baselines docs site test test-slow nbtest pytest sync-check clean-runs
+.PHONY: install data data-study demo demo-fmnist recipe recipe-batch recipe-wd compile-step trained study study-budget study-selection study-plateau reproduce baselines docs site test test-slow nbtest pytest sync-check clean-runs
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -110,9 +110,11 @@ RECIPE_TRAIN := ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/ssod-train --benchmark fmnist_sce
 # oneDNN's AVX2 kernels (as on a CPU without native bf16), fp32; the output is figures/recipe_runs/compile_step.txt.
 COMPILE_STEP := benchmarks/step_overhead.py --arch small_resnet_s2 --size 56 --channels 1 --batch 128 --precision fp32
 compile-step:
-	@{ lscpu | grep -m1 'Model name'; for isa in native AVX2; do for c in 0 1; do echo "== kernels $$isa, compile $$c"; \
+	@( lscpu | grep -m1 'Model name'; for isa in native AVX2; do for c in 0 1; do echo "== kernels $$isa, compile $$c"; \
 	  if [ $$isa = AVX2 ]; then ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python $(COMPILE_STEP) --compile $$c; \
-	  else $(BIN)/python $(COMPILE_STEP) --compile $$c; fi || exit 1; done; done; } > figures/recipe_runs/compile_step.txt
+	  else $(BIN)/python $(COMPILE_STEP) --compile $$c; fi || exit 1; done; done ) > figures/recipe_runs/compile_step.txt.part \
+	  && mv figures/recipe_runs/compile_step.txt.part figures/recipe_runs/compile_step.txt \
+	  || { rm -f figures/recipe_runs/compile_step.txt.part; exit 1; }   # a failed run leaves the committed file as it was
 	@cat figures/recipe_runs/compile_step.txt
 
 # The demo's batch size on objects in scenes: one epoch of the vanilla network at batches of 128, 64, 32 and 16, two
@@ -128,9 +130,17 @@ recipe-batch: data
 	$(BATCH_TTA) --every 60 --append \
 	  --recipes "demo[batch_size=32,seed=1],demo[batch_size=16],demo[batch_size=16,lr=0.005]"
 	$(BATCH_TTA) --every 150 --append --recipes "trained[batch_size=32]"
-	@{ echo "# SSOD's training step against the vanilla one in the demo's batches of 32"; echo; echo '```'; \
-	  $(BIN)/python $(STEP_BATCH32) || exit 1; echo '```'; } > figures/step_overhead_batch32.md
+	@( echo "# SSOD's training step against the vanilla one in the demo's batches of 32"; echo; echo '```'; \
+	  $(BIN)/python $(STEP_BATCH32) || exit 1; echo '```' ) > figures/step_overhead_batch32.md.part \
+	  && mv figures/step_overhead_batch32.md.part figures/step_overhead_batch32.md \
+	  || { rm -f figures/step_overhead_batch32.md.part; exit 1; }
 	@cat figures/step_overhead_batch32.md
+
+# The weight decay of the offline recipe: the demo's one epoch of the vanilla network at 0.05 (the recipe's), 0.005 and
+# 0.2, ID validation accuracy, fp32 natively (figures/weight_decay.*).
+recipe-wd: data
+	$(BIN)/python benchmarks/time_to_accuracy.py --isa native --out figures/weight_decay --every 600 \
+	  --recipes "demo,demo[weight_decay=0.005],demo[weight_decay=0.2]"
 
 recipe: data
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa avx2 \

@@ -2,8 +2,9 @@
 
 A result is a number quoted to two or more decimals (the project quotes its results so; settings such as alpha 1.5 or
 rho 0.8 have one decimal or none). Each must be found, rounded to the decimals it is quoted with, as it stands or as a
-percentage of a fraction, sign aside, among the numbers of the committed tables (`figures/*.md`) or of the run
-records (`record.json`) under any `figures/...` folder the page names. Code spans and blocks are commands, not quotes.
+percentage of a fraction, sign aside, among the numbers of the committed tables (`figures/*.md`), of the run records
+(`record.json`) under any `figures/...` folder the page names, or of any file under `figures/` it names (a benchmark's
+output, `figures/recipe_runs/compile_step.txt`). Code spans and blocks are commands, not quotes.
 
     python docs/quoted.py README.md docs/study.md      # prints every number it cannot find, exits 1 if any
     python docs/quoted.py                              # README.md and every guide in docs/
@@ -47,13 +48,16 @@ def _json_numbers(value):
 
 
 def record_values(text: str, root: Path = ROOT) -> set:
-    "Every number in the run records under the figures/ folders (or record files) a page names."
+    "Every number in the run records under the figures/ folders a page names, and in the files under figures/ it names."
     out = set()
     for name in set(FOLDER.findall(text)):
         path = root / name.rstrip("./")
-        records = [path] if path.name == "record.json" else sorted(path.glob("**/record.json")) if path.is_dir() else []
-        for r in records:
-            out.update(_json_numbers(json.loads(r.read_text())))
+        files = sorted(path.glob("**/record.json")) if path.is_dir() else [path] if path.is_file() else []
+        for f in files:
+            if f.suffix == ".json":
+                out.update(_json_numbers(json.loads(f.read_text())))
+            elif f.suffix in (".md", ".txt", ".csv"):   # figures are not read (png, pdf)
+                out.update(abs(float(m)) for m in NUMBER.findall(f.read_text()))
     return out
 
 

@@ -261,4 +261,9 @@ def main(argv=None):
             print(compare_table(rows, tuple(a.metrics.split(","))).to_string())
 
 if __name__ == "__main__" and Path(sys.argv[0]).stem == "results":  # `python -m ssod.results`, not a notebook kernel
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:   # the reader stopped early (`| head`): what it read is complete, so no error
+        import os   # and no second one at exit, when Python flushes stdout into the closed pipe again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)

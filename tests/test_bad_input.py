@@ -71,6 +71,17 @@ def test_entry_points_print_their_help(command, repo_root):
     assert r.returncode == 0 and "usage:" in r.stdout and not r.stderr.strip(), r.stderr[-2000:]
 
 
+def test_a_reader_that_stops_early_is_no_error(repo_root):
+    # every committed record: about 100 KB of tables, more than a pipe holds, so the writer meets the closed pipe
+    records = sorted(str(p) for p in (repo_root / "figures").rglob("record.json"))
+    proc = subprocess.Popen([sys.executable, "-m", "ssod.results", *records], cwd=repo_root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()   # as `| head -1` does
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0 and first and not err.strip(), err[-2000:]
+
+
 @pytest.mark.parametrize("args, key, value", [
     (["--out-dir", "a", "--no-tune", "--pretrained"], "out_dir", "a"),
     (["--out_dir", "a", "--tune", "false"], "tune", "false"),

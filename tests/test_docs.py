@@ -168,3 +168,8 @@ def test_an_invented_result_is_caught(quoted, tmp_path):
     assert quoted.unsourced("p.md", tmp_path) == ["77.77"]
     (tmp_path / "q.md").write_text(page.replace("`figures/runs/a`", "a run"))   # the record is not named: not a source
     assert quoted.unsourced("q.md", tmp_path) == ["86.48", "77.77"]
+    (tmp_path / "figures" / "runs" / "step.txt").write_text("SSOD / CE: 1.057x\n")   # a benchmark's text output
+    (tmp_path / "s.md").write_text("SSOD's step takes 1.06 times the vanilla one (`figures/runs/step.txt`); 1.09 not.\n")
+    assert quoted.unsourced("s.md", tmp_path) == ["1.09"]
+    (tmp_path / "s.md").write_text("SSOD's step takes 1.06 times the vanilla one; 1.09 not.\n")   # the file not named
+    assert quoted.unsourced("s.md", tmp_path) == ["1.06", "1.09"]
