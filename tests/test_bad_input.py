@@ -72,8 +72,9 @@ def test_entry_points_print_their_help(command, repo_root):
 
 
 def test_a_reader_that_stops_early_is_no_error(repo_root):
-    # every committed record: about 100 KB of tables, more than a pipe holds, so the writer meets the closed pipe
-    records = sorted(str(p) for p in (repo_root / "figures").rglob("record.json"))
+    # every committed record four times: about 400 KB of tables, far more than a pipe holds (64 KB on Linux), so the
+    # writer meets the closed pipe
+    records = 4 * sorted(str(p) for p in (repo_root / "figures").rglob("record.json"))
     proc = subprocess.Popen([sys.executable, "-m", "ssod.results", *records], cwd=repo_root, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     first = proc.stdout.readline()   # as `| head -1` does
