@@ -216,7 +216,8 @@ def _is_device(name: str) -> bool:
 _ADAMW_COSINE = dict(epochs=3, batch_size=128, lr=3e-3, weight_decay=0.05, lr_schedule="cosine", warmup_epochs=0.3)
 # the offline recipe (docs/recipe.md), chosen by time to accuracy on ID validation data: the small ResNet with a
 # stride-2 stem (a 7x7 last map at 56 px, as the paper's ResNet at 224), AdamW 1e-2 decayed linearly to zero after a
-# short warm-up; weight decay 0.05 (0.005 and 0.2 did no better after the demo's epoch on two seeds: make recipe-wd)
+# short warm-up; weight decay 0.05 (0.005 and 0.2 within the seed-to-seed spread of it after the demo's epoch on two
+# seeds: make recipe-wd)
 _OFFLINE_RECIPE = dict(batch_size=128, lr=1e-2, weight_decay=0.05, lr_schedule="linear", warmup_epochs=0.05)
 PRESETS = {
     "paper": {},

@@ -38,6 +38,15 @@ def data_root():
     return root
 
 
+def load_script(path: Path, name: str):
+    "A script that is not in a package (docs/*.py, benchmarks/*.py) loaded as module `name`."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def md_tables(text: str) -> dict:
     "{heading (None before the first '## '): (header cells, {row label: cells})} of every Markdown table in `text`."
     out, heading, lines = {}, None, []

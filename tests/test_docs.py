@@ -1,7 +1,6 @@
 """Committed notebook outputs are current (made by this library version, from this code), the site renders with
 every page, figure and internal link in place, and the GPU machine's command is one line of files that exist."""
 import importlib
-import importlib.util
 import html
 import inspect
 import re
@@ -10,13 +9,12 @@ import shutil
 import nbformat
 import pytest
 
+from conftest import load_script
+
 
 def docs_script(repo_root, name):
     "A script of docs/ (not a package) loaded as a module."
-    spec = importlib.util.spec_from_file_location(f"docs_{name}", repo_root / "docs" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(repo_root / "docs" / f"{name}.py", f"docs_{name}")
 
 
 @pytest.fixture(scope="module")

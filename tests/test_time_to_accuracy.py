@@ -3,6 +3,8 @@ import json
 import subprocess
 import sys
 
+from conftest import load_script
+
 
 def test_curves_table_and_figure(tmp_path, repo_root, data_root):
     out = tmp_path / "tta"
@@ -31,10 +33,7 @@ def test_curves_table_and_figure(tmp_path, repo_root, data_root):
 
 
 def test_accuracy_at_a_time_reads_the_first_evaluation_at_or_after_it(repo_root):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("tta", repo_root / "benchmarks" / "time_to_accuracy.py")
-    tta = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tta)
+    tta = load_script(repo_root / "benchmarks" / "time_to_accuracy.py", "tta")
     every_60 = [[0.0, 0, 9.94], [60.6, 100, 50.0], [120.4, 200, 65.0], [130.0, 215, 79.0]]
     assert tta.acc_at(every_60, 60) == 50.0 and tta.acc_at(every_60, 120) == 65.0   # a step late, not the 0-s value
     every_120 = [[0.0, 0, 9.94], [120.4, 200, 65.0], [266.0, 430, 79.0]]
