@@ -20,17 +20,18 @@ __all__ = ['eq9', 'ce_term', 'lwb', 'lw', 'dr', 'eq9_samples', 'SSODLoss']
 
 # %% ../nbs/03_losses.ipynb #8f9cd6c1
 def eq9(y_hat: torch.Tensor, y: torch.Tensor, y_hat_ood: torch.Tensor, y_ood: torch.Tensor, alpha: float = 1.5,
-        balance=None) -> Loss:
+        balance=None, label_smoothing: float = 0.0) -> Loss:
     """Eq. 9: CE(y_hat, y) + alpha * CE(y_hat_ood, y_ood), the second term over the sampled samples only (y_ood 1 or 0),
     balanced by `balance(y_hat_ood, y_ood)` (default `lwb`). alpha = 0: the vanilla network's cross entropy."""
-    loss = Loss({"ce": (1.0, ce_term(y_hat, y))})
+    loss = Loss({"ce": (1.0, ce_term(y_hat, y, label_smoothing))})
     if alpha > 0:
         loss.add("ood", alpha, (balance or lwb)(y_hat_ood, y_ood))
     return loss
 
-def ce_term(logits: torch.Tensor, y: torch.Tensor) -> Term:
+def ce_term(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> Term:
     "Cross entropy over the images of this process: `F.cross_entropy`'s mean once the count is global."
-    return Term([F.cross_entropy(upcast(logits), y, reduction="sum")], sample_counts(y.numel(), device=y.device), (1.0,))
+    return Term([F.cross_entropy(upcast(logits), y, reduction="sum", label_smoothing=label_smoothing)],
+                sample_counts(y.numel(), device=y.device), (1.0,))
 
 # %% ../nbs/03_losses.ipynb #13abd59b
 def lwb(y_hat_ood: torch.Tensor, y_ood: torch.Tensor) -> Term:
@@ -96,7 +97,7 @@ class SSODLoss(LossConfig):
         "Eq. 9 as terms (ce, and ood weighted by alpha), with the shares of ID / OOD blocks as statistics."
         if self.alpha > 0 and out.block_logits is None:
             raise ValueError("SSODLoss with alpha > 0 needs the per-block outputs: call the model with blocks=True")
-        loss = eq9(out.logits, y, None, None, 0)
+        loss = eq9(out.logits, y, None, None, 0, label_smoothing=self.label_smoothing)
         if self.alpha > 0:
             labels = self.block_labels(out, y)
             loss.add("ood", self.alpha, self.ood_term(out, labels, generator))

@@ -70,6 +70,8 @@ class LossConfig:
                          "(LoCoOp's rule: OOD when the true class is not among a block's top k; ID by Eq. 7)")
     released_thresh: float = param(0.99, "the released sampler's max-softmax threshold")
     topk: int = param(0, "the topk sampler's k; 0: a fifth of the classes (LoCoOp's 200 of 1,000)", optional=True)
+    label_smoothing: float = param(0.0, "label smoothing of the cross entropy of Eq. 9 (methods ce, ssod, supcon, "
+                                   "ssod_supcon); 0 as in the paper", optional=True)
 
     def __post_init__(self):
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha <= ALPHA_MAX:
@@ -83,6 +85,9 @@ class LossConfig:
             raise ValueError(f"topk must be a whole number >= 0 (0: a fifth of the classes), got {self.topk!r}")
         if not self.lw_weight >= 0:
             raise ValueError(f"lw_weight must be >= 0, got {self.lw_weight!r}")
+        if isinstance(self.label_smoothing, bool) or not isinstance(self.label_smoothing, (int, float)) \
+                or not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be a number in [0, 1), got {self.label_smoothing!r}")
         if not 0 < self.released_thresh <= 1:
             raise ValueError(f"released_thresh must be in (0, 1], got {self.released_thresh!r}")
 

@@ -90,6 +90,8 @@ def test_method_and_image_size_are_parameters(repo_root, tmp_path, data_root):
     ("arch", "resnet9000", "unknown arch 'resnet9000'"),
     ("method", "odin", "unknown method 'odin'"),
     ("benchmark", "cifar100", "unknown benchmark 'cifar100'"),
+    ("label_smoothing", 1.0, "label_smoothing must be a number in [0, 1), got 1.0"),
+    ("label_smoothing", "-0.1", "label_smoothing must be a number in [0, 1), got -0.1"),
 ])
 def test_bad_types_and_ranges_name_the_field(field, value, message):
     with pytest.raises(ValueError) as e:
@@ -106,6 +108,12 @@ def test_method_sets_alpha_instead_of_failing():
     assert make_config("demo", method="godin").alpha == 0.0
     with pytest.raises(ValueError, match="alpha must be 0"):
         make_config("demo", method="godin", alpha=1.5)   # an explicit contradiction still fails
+
+
+def test_label_smoothing_only_where_eq9s_cross_entropy_is_trained():
+    assert make_config("demo", method="supcon", label_smoothing=0.1).loss_config()["label_smoothing"] == 0.1
+    with pytest.raises(ValueError, match="which method 'csi' does not train"):
+        make_config("demo", method="csi", label_smoothing=0.1)
 
 
 # ---- degenerate runs stop before the first step
