@@ -136,19 +136,19 @@ recipe-batch: data
 	  || { rm -f figures/step_overhead_batch32.md.part; exit 1; }
 	@cat figures/step_overhead_batch32.md
 
-# The weight decay of the offline recipe: the demo's one epoch of the vanilla network at 0.05 (the recipe's), 0.005 and
-# 0.2, two seeds, ID validation accuracy, fp32 natively (figures/weight_decay.*).
-WD_TTA := $(BIN)/python benchmarks/time_to_accuracy.py --isa native --out figures/weight_decay --every 600
+# One setting of the recipe after the demo's one epoch (ID validation accuracy, fp32 natively), its table named next:
+EPOCH_TTA := $(BIN)/python benchmarks/time_to_accuracy.py --isa native --every 600 --out
+# the weight decay at 0.05 (the recipe's), 0.005 and 0.2, the vanilla network on two seeds (figures/weight_decay.*)
 recipe-wd: data
-	$(WD_TTA) --recipes "demo,demo[weight_decay=0.005],demo[weight_decay=0.2]"
-	$(WD_TTA) --append --recipes "demo[seed=1],demo[weight_decay=0.005,seed=1],demo[weight_decay=0.2,seed=1]"
+	$(EPOCH_TTA) figures/weight_decay --recipes "demo,demo[weight_decay=0.005],demo[weight_decay=0.2]"
+	$(EPOCH_TTA) figures/weight_decay --append \
+	  --recipes "demo[seed=1],demo[weight_decay=0.005,seed=1],demo[weight_decay=0.2,seed=1]"
 
-# Label smoothing of the cross entropy: the demo's one epoch at 0 (the recipe's and the paper's) and 0.2, the vanilla
-# network on two seeds and SSOD's on one, ID validation accuracy, fp32 natively (figures/label_smoothing.*).
-LS_TTA := $(BIN)/python benchmarks/time_to_accuracy.py --isa native --out figures/label_smoothing --every 600
+# label smoothing of the cross entropy at 0 (the recipe's and the paper's) and 0.2, the vanilla network on two seeds
+# and SSOD's on one (figures/label_smoothing.*)
 recipe-ls: data
-	$(LS_TTA) --recipes "demo,demo[label_smoothing=0.2],demo[seed=1],demo[label_smoothing=0.2,seed=1]"
-	$(LS_TTA) --append --recipes "demo[alpha=1.5],demo[alpha=1.5,label_smoothing=0.2]"
+	$(EPOCH_TTA) figures/label_smoothing --recipes "demo,demo[label_smoothing=0.2],demo[seed=1],demo[label_smoothing=0.2,seed=1]"
+	$(EPOCH_TTA) figures/label_smoothing --append --recipes "demo[alpha=1.5],demo[alpha=1.5,label_smoothing=0.2]"
 
 recipe: data
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa avx2 \

@@ -151,8 +151,9 @@ class TrainConfig(LossConfig):
              f"method {self.method!r} trains its own objective: alpha must be 0 (got {self.alpha!r}); "
              "leave alpha unset and the method sets it"),
             (self.method != "ssod_supcon" or self.alpha > 0, "method 'ssod_supcon' needs alpha > 0 (use 'supcon' for alpha = 0)"),
-            (self.label_smoothing == 0 or self.method in ("ce", "ssod", "supcon", "ssod_supcon"), "label_smoothing "
-             f"smooths the cross entropy of Eq. 9, which method {self.method!r} does not train (ce, ssod, supcon, ssod_supcon)"),
+            (self.label_smoothing == 0 or self.method not in METHODS or METHODS[self.method].eq9_ce, "label_smoothing "
+             f"smooths the cross entropy of Eq. 9, which method {self.method!r} does not train (methods that do: "
+             f"{', '.join(m for m, v in METHODS.items() if v.eq9_ce)})"),
             at_least("epochs", 1), at_least("batch_size", 1), at_least("lr_step", 1), at_least("proj_dim", 1),
             at_least("seed", 0), at_least("num_threads", 0), at_least("limit_train", 0), at_least("limit_eval", 0),
             at_least("limit_tune", 0), at_least("limit_fit", 0), at_least("eval_batch_size", 0), at_least("workers", -1),

@@ -30,6 +30,7 @@ class Method:
     views: int = 1                   # augmented views of every image the loader gives
     alpha_zero: bool = False         # does not use Eq. 9's OOD term: the configuration sets alpha = 0
     score: str = "ssod"              # the detector that is this method's own score (notebook 07)
+    eq9_ce: bool = True              # trains Eq. 9's cross entropy (SSODLoss), so its label_smoothing applies
 
 METHODS: dict = {}   # name -> Method, filled by register_method in the cells below
 
@@ -93,7 +94,8 @@ class GodinObjective:
 def _godin_heads(net, num_classes, **_):
     net.cls_head = GodinHead(net.channels, num_classes)
 
-register_method(Method("godin", lambda loss, **_: GodinObjective(), _godin_heads, alpha_zero=True, score="godin"))
+register_method(Method("godin", lambda loss, **_: GodinObjective(), _godin_heads, alpha_zero=True, score="godin",
+                       eq9_ce=False))
 
 # %% ../nbs/03a_methods.ipynb #180253b9
 class ProjectionHead(nn.Sequential):
@@ -178,7 +180,7 @@ def _csi_heads(net, num_classes, proj_dim=128, **_):
     _projection_head(net, proj_dim)
 
 register_method(Method("csi", lambda loss, supcon_weight=1.0, temperature=0.1, **_: CSIObjective(supcon_weight, temperature),
-                       _csi_heads, views=2, alpha_zero=True, score="csi"))
+                       _csi_heads, views=2, alpha_zero=True, score="csi", eq9_ce=False))
 
 # %% ../nbs/03a_methods.ipynb #88f65e21
 MOS_GROUPS = {
@@ -265,7 +267,7 @@ def _mos_heads(net, groups=None, **_):
     net.cls_head = MOSHead(net.channels, groups)
 
 register_method(Method("mos", lambda loss, groups=None, **_: MOSObjective(groups), _mos_heads, alpha_zero=True,
-                       score="mos"))
+                       score="mos", eq9_ce=False))
 
 # %% ../nbs/03a_methods.ipynb #334999a7
 def build_method_model(method: str, arch: str, num_classes: int, in_channels: int, pretrained: bool = False,

@@ -70,8 +70,8 @@ class LossConfig:
                          "(LoCoOp's rule: OOD when the true class is not among a block's top k; ID by Eq. 7)")
     released_thresh: float = param(0.99, "the released sampler's max-softmax threshold")
     topk: int = param(0, "the topk sampler's k; 0: a fifth of the classes (LoCoOp's 200 of 1,000)", optional=True)
-    label_smoothing: float = param(0.0, "label smoothing of the cross entropy of Eq. 9 (methods ce, ssod, supcon, "
-                                   "ssod_supcon); 0 as in the paper", optional=True)
+    label_smoothing: float = param(0.0, "label smoothing of the cross entropy of Eq. 9, for the methods that train "
+                                   "it; 0 as in the paper", optional=True)
 
     def __post_init__(self):
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha <= ALPHA_MAX:
