@@ -13,7 +13,7 @@ CORES := $(shell nproc 2>/dev/null || echo 1)
 NB_WORKERS ?= $(shell n=$(CORES); echo $$(( n < 2 ? 1 : 2 )))
 NB_THREADS := $(shell echo $$(( $(CORES) / $(NB_WORKERS) > 0 ? $(CORES) / $(NB_WORKERS) : 1 )))
 
-.PHONY: install data data-study demo demo-fmnist recipe recipe-batch recipe-wd recipe-ls compile-step trained study study-budget study-selection study-plateau reproduce baselines docs site test test-slow nbtest pytest sync-check clean-runs
+.PHONY: install data data-study demo demo-fmnist recipe recipe-batch recipe-wd recipe-ls recipe-muon compile-step trained study study-budget study-selection study-plateau reproduce baselines docs site test test-slow nbtest pytest sync-check clean-runs
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -120,42 +120,67 @@ compile-step:
 # The demo's batch size on objects in scenes: one epoch of the vanilla network at batches of 128, 64, 32 and 16, two
 # learning rates, two seeds, and the trained preset's 5 epochs at batch 32; ID validation accuracy, fp32 natively
 # (figures/batch_size.*); and the SSOD step against the vanilla one at batch 32 (figures/step_overhead_batch32.md).
+# This target and the next two measured the demo preset when it trained with AdamW: each recipe names it.
 STEP_BATCH32 := benchmarks/step_overhead.py --arch small_resnet_s2 --size 56 --channels 1 --batch 32 --precision fp32
+# $(call step_md,TITLE,STEP ARGUMENTS,FILE): a step_overhead.py table in FILE (a markdown page), written whole or not at all
+define step_md
+@( echo "# $(1)"; echo; echo '```'; $(BIN)/python $(2) || exit 1; echo '```' ) > $(strip $(3)).part \
+  && mv $(strip $(3)).part $(strip $(3)) || { rm -f $(strip $(3)).part; exit 1; }
+@cat $(strip $(3))
+endef
 BATCH_TTA := $(BIN)/python benchmarks/time_to_accuracy.py --isa native --out figures/batch_size
 recipe-batch: data
 	$(BATCH_TTA) --every 60 \
-	  --recipes "demo[batch_size=128],demo[batch_size=64],demo[batch_size=128,lr=0.02],demo[batch_size=64,lr=0.005]"
+	  --recipes "demo[optimizer=adamw,batch_size=128],demo[optimizer=adamw,batch_size=64],\
+	    demo[optimizer=adamw,batch_size=128,lr=0.02],demo[optimizer=adamw,batch_size=64,lr=0.005]"
 	$(BATCH_TTA) --every 120 --append \
-	  --recipes "demo[batch_size=128,seed=1],demo[batch_size=64,seed=1],demo[batch_size=32],demo[batch_size=32,lr=0.005]"
+	  --recipes "demo[optimizer=adamw,batch_size=128,seed=1],demo[optimizer=adamw,batch_size=64,seed=1],\
+	    demo[optimizer=adamw,batch_size=32],demo[optimizer=adamw,batch_size=32,lr=0.005]"
 	$(BATCH_TTA) --every 60 --append \
-	  --recipes "demo[batch_size=32,seed=1],demo[batch_size=16],demo[batch_size=16,lr=0.005]"
+	  --recipes "demo[optimizer=adamw,batch_size=32,seed=1],demo[optimizer=adamw,batch_size=16],\
+	    demo[optimizer=adamw,batch_size=16,lr=0.005]"
 	$(BATCH_TTA) --every 150 --append --recipes "trained[batch_size=32]"
-	@( echo "# SSOD's training step against the vanilla one in the demo's batches of 32"; echo; echo '```'; \
-	  $(BIN)/python $(STEP_BATCH32) || exit 1; echo '```' ) > figures/step_overhead_batch32.md.part \
-	  && mv figures/step_overhead_batch32.md.part figures/step_overhead_batch32.md \
-	  || { rm -f figures/step_overhead_batch32.md.part; exit 1; }
-	@cat figures/step_overhead_batch32.md
+	$(call step_md,SSOD's training step against the vanilla one in the demo's batches of 32,$(STEP_BATCH32),\
+	  figures/step_overhead_batch32.md)
 
 # One setting of the recipe after the demo's one epoch (ID validation accuracy, fp32 natively), its table named next:
 EPOCH_TTA := $(BIN)/python benchmarks/time_to_accuracy.py --isa native --every 600 --out
 # the weight decay at 0.05 (the recipe's), 0.005 and 0.2, the vanilla network on two seeds (figures/weight_decay.*)
 recipe-wd: data
-	$(EPOCH_TTA) figures/weight_decay --recipes "demo,demo[weight_decay=0.005],demo[weight_decay=0.2]"
+	$(EPOCH_TTA) figures/weight_decay --recipes "demo[optimizer=adamw],demo[optimizer=adamw,weight_decay=0.005],\
+	    demo[optimizer=adamw,weight_decay=0.2]"
 	$(EPOCH_TTA) figures/weight_decay --append \
-	  --recipes "demo[seed=1],demo[weight_decay=0.005,seed=1],demo[weight_decay=0.2,seed=1]"
+	  --recipes "demo[optimizer=adamw,seed=1],demo[optimizer=adamw,weight_decay=0.005,seed=1],\
+	    demo[optimizer=adamw,weight_decay=0.2,seed=1]"
 
 # label smoothing of the cross entropy at 0 (the recipe's and the paper's) and 0.2, the vanilla network on two seeds
 # and SSOD's on one (figures/label_smoothing.*)
 recipe-ls: data
-	$(EPOCH_TTA) figures/label_smoothing --recipes "demo,demo[label_smoothing=0.2],demo[seed=1],demo[label_smoothing=0.2,seed=1]"
-	$(EPOCH_TTA) figures/label_smoothing --append --recipes "demo[alpha=1.5],demo[alpha=1.5,label_smoothing=0.2]"
+	$(EPOCH_TTA) figures/label_smoothing --recipes "demo[optimizer=adamw],demo[optimizer=adamw,label_smoothing=0.2],\
+	    demo[optimizer=adamw,seed=1],demo[optimizer=adamw,label_smoothing=0.2,seed=1]"
+	$(EPOCH_TTA) figures/label_smoothing --append --recipes "demo[optimizer=adamw,alpha=1.5],\
+	    demo[optimizer=adamw,alpha=1.5,label_smoothing=0.2]"
+
+# Muon (notebook 05a) against AdamW after the demo's epoch, the vanilla network on two seeds and SSOD's on one
+# (figures/optimizer.*), the SSOD step against the vanilla one with Muon (figures/step_overhead_muon.md), and the
+# trained preset's vanilla network with Muon (fp32 under AVX2; figures/recipe_runs/selection/trained_muon)
+recipe-muon: data
+	$(EPOCH_TTA) figures/optimizer --recipes "demo[optimizer=adamw],demo,demo[seed=1],demo[alpha=1.5]"
+	$(call step_md,SSOD's training step against the vanilla one with Muon in the demo's batches of 32,\
+	  $(STEP_BATCH32) --optimizer muon,figures/step_overhead_muon.md)
+	$(RECIPE_TRAIN) --preset trained --optimizer muon --alpha 0 --detectors msp --no-tune --out-dir runs/recipe/trained_muon
+	@mkdir -p figures/recipe_runs/selection/trained_muon
+	cp runs/recipe/trained_muon/record.json figures/recipe_runs/selection/trained_muon/
 
 recipe: data
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa avx2 \
-	  --recipes "adamw_cosine,demo[batch_size=128],trained[epochs=4,augment=none,hflip=false],demo[batch_size=128,arch=small_resnet],demo[batch_size=128,lr=0.003],trained"
+	  --recipes "adamw_cosine,demo[optimizer=adamw,batch_size=128],trained[epochs=4,augment=none,hflip=false],\
+	    demo[optimizer=adamw,batch_size=128,arch=small_resnet],demo[optimizer=adamw,batch_size=128,lr=0.003],trained"
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa avx2 --append \
-	  --recipes "demo[batch_size=128,arch=small_resnet,image_size=28,epochs=2],demo[batch_size=128,arch=small_resnet,image_size=28,epochs=3]"
-	$(BIN)/python benchmarks/time_to_accuracy.py --isa native --recipes "adamw_cosine,demo[batch_size=128]" --append
+	  --recipes "demo[optimizer=adamw,batch_size=128,arch=small_resnet,image_size=28,epochs=2],\
+	    demo[optimizer=adamw,batch_size=128,arch=small_resnet,image_size=28,epochs=3]"
+	$(BIN)/python benchmarks/time_to_accuracy.py --isa native --recipes "adamw_cosine,\
+	    demo[optimizer=adamw,batch_size=128]" --append
 	@for spec in "noaug --augment none --no-hflip" "shift_flip --augment shift --hflip"; do set -- $$spec; name=$$1; shift; \
 	  $(RECIPE_TRAIN) --preset trained --epochs 4 --alpha 0 --detectors msp --no-tune "$$@" --out-dir runs/recipe/trained_$$name \
 	    || exit 1; \

@@ -4,8 +4,9 @@
     python benchmarks/step_overhead.py --arch resnet18 --size 224 --batch 256 --device cuda --precision bf16
 
 The SSOD step runs the per-block classification and OOD heads, the sampler (Eq. 7) and the balanced OOD loss (Eq. 9)
-on top of the same forward/backward/AdamW step. The paper claims SSOD adds no cost; target <= 1.05x. The two kinds of
-step are interleaved and each timed many times; the ratio of medians is printed.
+on top of the same forward/backward/optimiser step (AdamW, or Muon with --optimizer muon). The paper claims SSOD adds
+no cost; target <= 1.05x. The two kinds of step are interleaved and each timed many times; the ratio of medians is
+printed.
 """
 import argparse
 import statistics
@@ -40,6 +41,7 @@ def main():
                    help="auto: what training would use on this machine (ssod.runtime.resolve_precision)")
     p.add_argument("--channels-last", type=int, default=1)
     p.add_argument("--compile", type=int, default=0)
+    p.add_argument("--optimizer", default="adamw", choices=["adamw", "muon"], help="the optimiser of both steps")
     a = p.parse_args()
 
     device = torch.device(a.device)
@@ -47,7 +49,8 @@ def main():
     bench = "fmnist" if a.channels == 1 else "cifar10"
     trainers = {kind: Trainer(make_config("paper", benchmark=bench, arch=a.arch, alpha=alpha, image_size=a.size,
                                           batch_size=a.batch, device=a.device, precision=a.precision,
-                                          channels_last=bool(a.channels_last), compile=bool(a.compile)),
+                                          channels_last=bool(a.channels_last), compile=bool(a.compile),
+                                          optimizer=a.optimizer),
                               log=lambda *_: None).build(steps_per_epoch=1)
                 for kind, alpha in (("ce", 0.0), ("ssod", 1.5))}   # the trainer's own step, as in training
     x = torch.randn(a.batch, a.channels, a.size, a.size, device=device)
@@ -70,7 +73,7 @@ def main():
     med = {k: statistics.median(v) for k, v in times.items()}
     name = f"{device_name(device)}, ATen {torch.backends.cpu.get_cpu_capability()}"
     print(f"{a.arch} @{a.size}, batch {a.batch}, {a.precision}, channels_last={bool(a.channels_last)}, "
-          f"compile={bool(a.compile)}, {name}")
+          f"compile={bool(a.compile)}, {a.optimizer}, {name}")
     for k in ("ce", "ssod"):
         print(f"  {k:5s} step: median {1000 * med[k]:8.2f} ms  ({a.batch / med[k]:,.0f} img/s)")
     print(f"  SSOD / CE step time: {med['ssod'] / med['ce']:.3f}  (target <= 1.05)")

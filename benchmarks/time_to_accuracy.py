@@ -79,6 +79,7 @@ def curve(recipe: str, benchmark: str, precision: str, every: float, threads: in
         points.append((round(seconds, 2), images, val_acc()))
     return {"recipe": recipe, "benchmark": benchmark, "val_images": len(tr.val_set), "arch": cfg.arch,
             "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "alpha": cfg.alpha,
+            "optimizer": cfg.optimizer,
             "lr_schedule": cfg.lr_schedule, "augment": cfg.augment, "hflip": cfg.hflip,
             "train_images": len(tr.train_set), "precision": tr.precision, "threads": tr.num_threads,
             "aten": torch.backends.cpu.get_cpu_capability(), "onednn_max_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
@@ -104,13 +105,16 @@ def acc_at(points, second):
 
 def table(results: list, cpu: str) -> str:
     fmt = lambda v, f="{:.2f}": "—" if v is None else f.format(v)
-    rows = ["| recipe | kernels | precision | arch | img/s | " + " | ".join(f"acc @ {s} s" for s in AT_SECONDS)
+    rows = ["| recipe | kernels | precision | arch, optimiser | img/s | "
+            + " | ".join(f"acc @ {s} s" for s in AT_SECONDS)
             + " | " + " | ".join(f"s to {t:g}%" for t in THRESHOLDS) + " | final acc (train s) |"]
     rows.append("|" + "---|" * (rows[0].count("|") - 1))
     for r in results:
         p = r["points"]
         kernels = f"oneDNN {r['onednn_max_isa']}" if r["onednn_max_isa"] else f"native (ATen {r['aten']})"
-        rows.append(f"| {r['recipe']} | {kernels} | {r['precision']} | {r['arch']} | {r['img_per_s']:.0f} | "
+        optimiser = r.get("optimizer", "adamw")   # records made before the optimizer setting existed trained with AdamW
+        rows.append(f"| {r['recipe']} | {kernels} | {r['precision']} | {r['arch']}, {optimiser} | "
+                    f"{r['img_per_s']:.0f} | "
                     + " | ".join(fmt(acc_at(p, s)) for s in AT_SECONDS) + " | "
                     + " | ".join(fmt(first_time(p, t), "{:.0f}") for t in THRESHOLDS)
                     + f" | {p[-1][2]:.2f} ({r['train_s']:.0f}) |")

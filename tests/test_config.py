@@ -92,6 +92,7 @@ def test_method_and_image_size_are_parameters(repo_root, tmp_path, data_root):
     ("benchmark", "cifar100", "unknown benchmark 'cifar100'"),
     ("label_smoothing", 1.0, "label_smoothing must be a number in [0, 1), got 1.0"),
     ("label_smoothing", "-0.1", "label_smoothing must be a number in [0, 1), got -0.1"),
+    ("optimizer", "sgd", "unknown optimizer 'sgd'; use one of adamw, muon"),
 ])
 def test_bad_types_and_ranges_name_the_field(field, value, message):
     with pytest.raises(ValueError) as e:

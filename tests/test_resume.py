@@ -35,10 +35,12 @@ def assert_same_weights(a, b):
         assert torch.equal(a[k], b[k]), f"{k} differs"
 
 
-@pytest.mark.parametrize("method,balance", [("ssod", "lwb"), ("ssod", "dr"), ("ce", "lwb"), ("godin", "lwb"),
-                                            ("supcon", "lwb"), ("ssod_supcon", "lwb"), ("csi", "lwb"), ("mos", "lwb")])
-def test_resume_in_process_matches_uninterrupted(tmp_path, data_root, method, balance):
-    kw = dict(method=method, balance=balance, **{**TINY, **SHORTER.get(method, {})})
+@pytest.mark.parametrize("method,balance,optimizer", [
+    *((m, b, "adamw") for m, b in [("ssod", "lwb"), ("ssod", "dr"), ("ce", "lwb"), ("godin", "lwb"), ("supcon", "lwb"),
+                                   ("ssod_supcon", "lwb"), ("csi", "lwb"), ("mos", "lwb")]),
+    ("ssod", "lwb", "muon")])   # Muon and AdamW stepped as one optimiser: both states saved and restored
+def test_resume_in_process_matches_uninterrupted(tmp_path, data_root, method, balance, optimizer):
+    kw = dict(method=method, balance=balance, optimizer=optimizer, **{**TINY, **SHORTER.get(method, {})})
     full = Trainer(make_config("demo", out_dir=str(tmp_path / "full"), **kw), progress=False).fit()
     cfg = make_config("demo", out_dir=str(tmp_path / "cut"), **kw)
     with pytest.raises(Interrupt):
