@@ -215,7 +215,9 @@ def main():
                       f"{res['train_s']:.0f} s",
                       flush=True)
                 results.append(res)
-        commands = [shlex.join(["python", "benchmarks/time_to_accuracy.py", *sys.argv[1:]])]
+        # a recipe list wrapped over lines (a Makefile's) is recorded as one list
+        argv = [re.sub(r",\s+", ",", a) for a in sys.argv[1:]]
+        commands = [shlex.join(["python", "benchmarks/time_to_accuracy.py", *argv])]
         if a.append and out.with_suffix(".json").exists():
             saved = json.loads(out.with_suffix(".json").read_text())
             new = {(r["isa"], r["recipe"]) for r in results}
