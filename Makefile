@@ -163,14 +163,17 @@ recipe-ls: data
 
 # Muon (notebook 05a) against AdamW after the demo's epoch, the vanilla network on two seeds and SSOD's on one
 # (figures/optimizer.*), the SSOD step against the vanilla one with Muon (figures/step_overhead_muon.md), and the
-# trained preset's vanilla network with Muon (fp32 under AVX2; figures/recipe_runs/selection/trained_muon)
+# trained preset's vanilla network with Muon and the same trained twice as long, its plateau (fp32 under AVX2;
+# figures/recipe_runs/selection/trained_muon, plateau_muon)
 recipe-muon: data
 	$(EPOCH_TTA) figures/optimizer --recipes "demo[optimizer=adamw],demo,demo[seed=1],demo[alpha=1.5]"
 	$(call step_md,SSOD's training step against the vanilla one with Muon in the demo's batches of 32,\
 	  $(STEP_BATCH32) --optimizer muon,figures/step_overhead_muon.md)
-	$(RECIPE_TRAIN) --preset trained --optimizer muon --alpha 0 --detectors msp --no-tune --out-dir runs/recipe/trained_muon
-	@mkdir -p figures/recipe_runs/selection/trained_muon
-	cp runs/recipe/trained_muon/record.json figures/recipe_runs/selection/trained_muon/
+	@for spec in "trained_muon" "plateau_muon --epochs 10"; do set -- $$spec; name=$$1; shift; \
+	  $(RECIPE_TRAIN) --preset trained --optimizer muon --alpha 0 --detectors msp --no-tune "$$@" --out-dir runs/recipe/$$name \
+	    || exit 1; \
+	  mkdir -p figures/recipe_runs/selection/$$name; \
+	  cp runs/recipe/$$name/record.json figures/recipe_runs/selection/$$name/; done
 
 recipe: data
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa avx2 \
