@@ -106,6 +106,13 @@ study-selection: data-study
 # kernels (as on a CPU without native bf16) and natively (figures/time_to_accuracy.*); and 4 epochs of the trained
 # recipe with and without translations and flips (records in figures/recipe_runs/selection/).
 RECIPE_TRAIN := ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/ssod-train --benchmark fmnist_scenes --precision fp32
+# $(call recipe_run,NAME,ARGUMENTS,FOLDER): train with RECIPE_TRAIN and ARGUMENTS into runs/recipe/NAME, then copy its
+# record to FOLDER/NAME
+define recipe_run
+$(RECIPE_TRAIN) $(2) --out-dir runs/recipe/$(strip $(1))
+@mkdir -p $(strip $(3))/$(strip $(1)) && cp runs/recipe/$(strip $(1))/record.json $(strip $(3))/$(strip $(1))/
+endef
+comma := ,
 # torch.compile on the CPU: the offline recipe's CE and SSOD training steps, eager and compiled, natively and under
 # oneDNN's AVX2 kernels (as on a CPU without native bf16), fp32; the output is figures/recipe_runs/compile_step.txt.
 COMPILE_STEP := benchmarks/step_overhead.py --arch small_resnet_s2 --size 56 --channels 1 --batch 128 --precision fp32
@@ -169,11 +176,10 @@ recipe-muon: data
 	$(EPOCH_TTA) figures/optimizer --recipes "demo[optimizer=adamw],demo,demo[seed=1],demo[alpha=1.5]"
 	$(call step_md,SSOD's training step against the vanilla one with Muon in the demo's batches of 32,\
 	  $(STEP_BATCH32) --optimizer muon,figures/step_overhead_muon.md)
-	@for spec in "trained_muon" "plateau_muon --epochs 10"; do set -- $$spec; name=$$1; shift; \
-	  $(RECIPE_TRAIN) --preset trained --optimizer muon --alpha 0 --detectors msp --no-tune "$$@" --out-dir runs/recipe/$$name \
-	    || exit 1; \
-	  mkdir -p figures/recipe_runs/selection/$$name; \
-	  cp runs/recipe/$$name/record.json figures/recipe_runs/selection/$$name/; done
+	$(call recipe_run,trained_muon,--preset trained --optimizer muon --alpha 0 --detectors msp --no-tune,\
+	  figures/recipe_runs/selection)
+	$(call recipe_run,plateau_muon,--preset trained --optimizer muon --alpha 0 --detectors msp --no-tune --epochs 10,\
+	  figures/recipe_runs/selection)
 
 recipe: data
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa avx2 \
@@ -184,20 +190,17 @@ recipe: data
 	    demo[optimizer=adamw,batch_size=128,arch=small_resnet,image_size=28,epochs=3]"
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa native --recipes "adamw_cosine,\
 	    demo[optimizer=adamw,batch_size=128]" --append
-	@for spec in "noaug --augment none --no-hflip" "shift_flip --augment shift --hflip"; do set -- $$spec; name=$$1; shift; \
-	  $(RECIPE_TRAIN) --preset trained --epochs 4 --alpha 0 --detectors msp --no-tune "$$@" --out-dir runs/recipe/trained_$$name \
-	    || exit 1; \
-	  mkdir -p figures/recipe_runs/selection/trained_$$name; \
-	  cp runs/recipe/trained_$$name/record.json figures/recipe_runs/selection/trained_$$name/; done
+	$(call recipe_run,trained_noaug,--preset trained --epochs 4 --alpha 0 --detectors msp --no-tune --augment none \
+	  --no-hflip,figures/recipe_runs/selection)
+	$(call recipe_run,trained_shift_flip,--preset trained --epochs 4 --alpha 0 --detectors msp --no-tune --augment shift \
+	  --hflip,figures/recipe_runs/selection)
 
 # The trained preset's networks on objects in scenes (fp32 under AVX2): vanilla and SSOD, and the vanilla network
 # trained twice as long, its plateau (records in figures/recipe_runs/).
 trained: data
-	$(RECIPE_TRAIN) --preset trained --alpha 0 --detectors msp --no-tune --out-dir runs/recipe/trained_ce
-	$(RECIPE_TRAIN) --preset trained --alpha 1.5 --detectors msp,ssod --no-tune --out-dir runs/recipe/trained_ssod
-	$(RECIPE_TRAIN) --preset trained --alpha 0 --epochs 10 --detectors msp --no-tune --out-dir runs/recipe/plateau_ce
-	@for r in trained_ce trained_ssod plateau_ce; do mkdir -p figures/recipe_runs/$$r; \
-	  cp runs/recipe/$$r/record.json figures/recipe_runs/$$r/; done
+	$(call recipe_run,trained_ce,--preset trained --alpha 0 --detectors msp --no-tune,figures/recipe_runs)
+	$(call recipe_run,trained_ssod,--preset trained --alpha 1.5 --detectors msp$(comma)ssod --no-tune,figures/recipe_runs)
+	$(call recipe_run,plateau_ce,--preset trained --alpha 0 --epochs 10 --detectors msp --no-tune,figures/recipe_runs)
 	$(BIN)/python -m ssod.results figures/recipe_runs/trained_ce figures/recipe_runs/trained_ssod figures/recipe_runs/plateau_ce
 
 # Every table and figure notebook at the trained preset (a classifier near its plateau; REPRO_PRESET=adamw_cosine gives
@@ -208,6 +211,8 @@ REPRO_PRESET ?= trained
 REPRO_BENCHMARKS ?= fmnist fmnist_scenes
 REPRO_SEEDS ?= [0, 1, 2]
 REPRO_OVERRIDES ?= {"precision": "fp32"}
+# where the tables and figures are written (the records always go to figures/reproduce_runs/)
+REPRO_FIGURES ?= figures
 REPRO_NBS := table1_imagenet table3_textures table4_alpha table5_balance table6_architectures \
              fig2_tsne fig3_locality fig4_examples
 # Table 6's torchvision networks: the demo recipe on every training image, 64 px, one epoch, in batches of 128 (as its
@@ -215,30 +220,30 @@ REPRO_NBS := table1_imagenet table3_textures table4_alpha table5_balance table6_
 REPRO_TABLE6 ?= -p preset demo -p limit_train 0
 REPRO_TABLE6_OVERRIDES ?= {"precision": "fp32", "batch_size": 128}
 reproduce: data
-	@mkdir -p runs/reproduce figures
+	@mkdir -p runs/reproduce $(REPRO_FIGURES)
 	@for b in $(REPRO_BENCHMARKS); do \
 	  echo "== $$b: table2_cifar10, seeds $(REPRO_SEEDS)"; \
 	  $(PAPERMILL) nbs/table2_cifar10.ipynb runs/reproduce/$${b}_table2_cifar10.ipynb -p benchmark $$b -p preset $(REPRO_PRESET) \
-	    -y "seeds: $(REPRO_SEEDS)" -p overrides '$(REPRO_OVERRIDES)' -p archive True || exit 1; \
+	    -y "seeds: $(REPRO_SEEDS)" -p overrides '$(REPRO_OVERRIDES)' -p figures_dir $(REPRO_FIGURES) -p archive True || exit 1; \
 	  for nb in $(REPRO_NBS); do \
 	    echo "== $$b: $$nb"; \
 	    case $$nb in table6*) overrides='$(REPRO_TABLE6_OVERRIDES)';; *) overrides='$(REPRO_OVERRIDES)';; esac; \
 	    $(PAPERMILL) nbs/$$nb.ipynb runs/reproduce/$${b}_$$nb.ipynb -p benchmark $$b -p preset $(REPRO_PRESET) \
-	      -p overrides "$$overrides" \
+	      -p overrides "$$overrides" -p figures_dir $(REPRO_FIGURES) \
 	      $$(case $$nb in table*) echo -p archive True;; esac) $$(case $$nb in table6*) echo $(REPRO_TABLE6);; esac) \
 	      || exit 1; \
 	  done; \
 	done
-	@ls figures
+	@ls $(REPRO_FIGURES)
 
 # Every method (post-hoc baselines, SSOD, GODIN, SupCon, SSOD+SupCon, CSI, MOS), same budget, one table; seed 0 of
 # make reproduce's networks (shared through runs/store, fp32), so after it this trains nothing.
 BASELINES_BENCHMARK ?= fmnist_scenes
 baselines: data
-	@mkdir -p runs/reproduce figures
+	@mkdir -p runs/reproduce $(REPRO_FIGURES)
 	time $(PAPERMILL) nbs/baselines.ipynb runs/reproduce/baselines.ipynb -p benchmark $(BASELINES_BENCHMARK) -p preset $(REPRO_PRESET) \
-	  -p overrides '$(REPRO_OVERRIDES)' -p archive True
-	@cat figures/baselines_$(BASELINES_BENCHMARK).md
+	  -p overrides '$(REPRO_OVERRIDES)' -p figures_dir $(REPRO_FIGURES) -p archive True
+	@cat $(REPRO_FIGURES)/baselines_$(BASELINES_BENCHMARK).md
 
 # The notebooks as a site. docs: execute the notebooks whose outputs are committed (index and the numbered ones; the
 # slow cells too, which train make demo's SSOD network through runs/store when it is not there), write them back stamped

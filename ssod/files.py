@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['TORCH_SPACE_WORDS', 'checkout_dir', 'data_root', 'DataNotFound', 'atomic_path', 'DiskFull', 'atomic_write',
-           'write_json_atomic', 'save_atomic']
+__all__ = ['TORCH_SPACE_WORDS', 'checkout_dir', 'checkout_relative', 'data_root', 'DataNotFound', 'atomic_path', 'DiskFull',
+           'atomic_write', 'write_json_atomic', 'save_atomic']
 
 # %% ../nbs/04e_files.ipynb #3a0ed540
 def checkout_dir() -> Path | None:
@@ -25,6 +25,11 @@ def checkout_dir() -> Path | None:
         if (d / "settings.ini").exists() and (d / "data_scripts").is_dir():
             return d
     return None
+
+def checkout_relative(path) -> str:
+    "`path` named from the checkout's root when it lies inside the checkout (so a record reads the same on any machine)."
+    root, p = checkout_dir(), Path(path)
+    return str(p.relative_to(root) if root and p.is_absolute() and p.is_relative_to(root) else p)
 
 def data_root(root=None) -> Path:
     "The data root: `root`, $SSOD_DATA, <checkout>/data, or ~/.ssod/data."

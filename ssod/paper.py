@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .config import TrainConfig
-from .files import checkout_dir
+from .files import checkout_dir, checkout_relative
 
 # %% auto #0
 __all__ = ['T1_SETS', 'TABLE1', 'T2_SETS', 'TABLE2', 'TABLE2_AVERAGE', 'T3_SETS', 'TABLE3', 'TABLE4', 'TABLE5', 'TABLE6', 'ROWS',
@@ -205,11 +205,10 @@ def method_records(store, base: TrainConfig, methods, seeds) -> dict:
 def provenance(*records: dict) -> list:
     """Run folders behind a table's records ({row: [record per seed]}, one or more such dicts), for the table file;
     a folder inside this checkout is named from its root, as on any other machine."""
-    root, seen = checkout_dir(), []
+    seen = []
     for recs in (rs for d in records for rs in d.values()):
         for r in recs or []:
-            f = Path(r["config"]["out_dir"])
-            f = str(f.relative_to(root) if root and f.is_absolute() and f.is_relative_to(root) else f)
+            f = checkout_relative(r["config"]["out_dir"])
             if f not in seen:
                 seen.append(f)
     return seen

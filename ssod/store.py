@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .runtime import resolve_device, resolve_precision
-from .files import checkout_dir
+from .files import checkout_dir, checkout_relative, write_json_atomic
 from .config import RESUME_KEYS_IGNORED, TrainConfig, make_config
 from .metrics import METRICS
 from .results import read_record, write_record, average_over_sets, group_averages
@@ -129,18 +129,41 @@ class ResultsStore:
 
     def archive_records(self, runs, dest=None) -> list:
         """Copy the records of `runs` (configurations, or run folders such as a table's provenance) under `dest`
-        (default: the archive): the training record and every evaluation record, never a checkpoint. A run that is
-        not in the store (its record came from the archive) is skipped."""
+        (default: the archive): the training record and every evaluation record, never a checkpoint, each naming its
+        run folder from the checkout's root. A run that is not in the store (its record came from the archive) is
+        skipped."""
         dest, out = Path(dest or self.archive), []
         for run in runs:
             src = self.folder(run) if isinstance(run, TrainConfig) else self.root / Path(run).name
             for rec in [src / "record.json", *sorted((src / "eval").glob("*/record.json"))]:
                 if rec.exists():
-                    target = dest / rec.relative_to(self.root)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(rec, target)
-                    out.append(target)
+                    out.append(_copy_record(rec, dest / rec.relative_to(self.root), src))
         return out
+
+    def adopt(self, cfg: TrainConfig, run_dir) -> Path:
+        """Take a finished run made outside the store (`ssod-train --out-dir DIR`) as the run of `cfg`: its folder is
+        copied to the store's folder of `cfg`, whose record names it. Refused, before anything is copied, when the
+        run's settings are not those of `cfg` or the store has that run already."""
+        from ssod.checkpoints import resume_diff
+        run_dir, folder = Path(run_dir), self.folder(cfg)
+        diff = resume_diff(read_record(run_dir)["config"], cfg)
+        if diff:
+            raise ValueError(f"{run_dir} is not a run of this configuration: "
+                             + "; ".join(f"{k} {a!r} there, {b!r} here" for k, (a, b) in diff.items()))
+        if folder.exists():
+            raise FileExistsError(f"the store has this run already: {folder}")
+        part = folder.with_name(folder.name + ".part")
+        shutil.rmtree(part, ignore_errors=True)
+        shutil.copytree(run_dir, part, ignore=shutil.ignore_patterns(".lock", "previous"))
+        _copy_record(part / "record.json", part / "record.json", folder)
+        part.rename(folder)     # whole or not at all
+        return folder
+
+def _copy_record(src: Path, target: Path, run_folder: Path) -> Path:
+    "The record at `src` written to `target`, its `config.out_dir` set to `run_folder` named from the checkout's root."
+    rec = json.loads(Path(src).read_text())
+    rec["config"]["out_dir"] = checkout_relative(run_folder)
+    return write_json_atomic(rec, target)
 
 # %% ../nbs/10_store.ipynb #ce0a6c22
 def mean_std(values) -> tuple:
