@@ -161,7 +161,7 @@ class ResultsStore:
 
 def _copy_record(src: Path, target: Path, run_folder: Path) -> Path:
     "The record at `src` written to `target`, its `config.out_dir` set to `run_folder` named from the checkout's root."
-    rec = json.loads(Path(src).read_text())
+    rec = read_record(src)
     rec["config"]["out_dir"] = checkout_relative(run_folder)
     return write_json_atomic(rec, target)
 
