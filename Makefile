@@ -85,8 +85,8 @@ STUDY_BUDGETS := 10000x8 10000x16 20000x5 20000x10 55000x5 55000x10 55000x20
 study-budget: data-study
 	@for b in $(STUDY_BUDGETS); do \
 	  [ -f runs/selection/budget_$$b/record.json ] && continue; \
-	  $(BIN)/ssod-train --preset trained --benchmark scenes_rho0.8 --alpha 0 --precision fp32 --limit-train $${b%x*} \
-	    --epochs $${b#*x} --limit-eval 1000 --limit-tune 1000 --detectors msp --no-tune \
+	  $(BIN)/ssod-train --preset trained --optimizer adamw --benchmark scenes_rho0.8 --alpha 0 --precision fp32 \
+	    --limit-train $${b%x*} --epochs $${b#*x} --limit-eval 1000 --limit-tune 1000 --detectors msp --no-tune \
 	    --out-dir runs/selection/budget_$$b || exit 1; \
 	  mkdir -p figures/study_runs/selection/budget_$$b; \
 	  cp runs/selection/budget_$$b/record.json figures/study_runs/selection/budget_$$b/; done
@@ -146,7 +146,7 @@ recipe-batch: data
 	$(BATCH_TTA) --every 60 --append \
 	  --recipes "demo[optimizer=adamw,batch_size=32,seed=1],demo[optimizer=adamw,batch_size=16],\
 	    demo[optimizer=adamw,batch_size=16,lr=0.005]"
-	$(BATCH_TTA) --every 150 --append --recipes "trained[batch_size=32]"
+	$(BATCH_TTA) --every 150 --append --recipes "trained[optimizer=adamw,batch_size=32]"
 	$(call step_md,SSOD's training step against the vanilla one in the demo's batches of 32,$(STEP_BATCH32),\
 	  figures/step_overhead_batch32.md)
 
@@ -183,24 +183,26 @@ recipe-muon: data
 
 recipe: data
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa avx2 \
-	  --recipes "adamw_cosine,demo[optimizer=adamw,batch_size=128],trained[epochs=4,augment=none,hflip=false],\
-	    demo[optimizer=adamw,batch_size=128,arch=small_resnet],demo[optimizer=adamw,batch_size=128,lr=0.003],trained"
+	  --recipes "adamw_cosine,demo[optimizer=adamw,batch_size=128],\
+	    trained[optimizer=adamw,epochs=4,augment=none,hflip=false],demo[optimizer=adamw,batch_size=128,arch=small_resnet],\
+	    demo[optimizer=adamw,batch_size=128,lr=0.003],trained[optimizer=adamw]"
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa avx2 --append \
 	  --recipes "demo[optimizer=adamw,batch_size=128,arch=small_resnet,image_size=28,epochs=2],\
 	    demo[optimizer=adamw,batch_size=128,arch=small_resnet,image_size=28,epochs=3]"
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa native --recipes "adamw_cosine,\
 	    demo[optimizer=adamw,batch_size=128]" --append
-	$(call recipe_run,trained_noaug,--preset trained --epochs 4 --alpha 0 --detectors msp --no-tune --augment none \
-	  --no-hflip,figures/recipe_runs/selection)
-	$(call recipe_run,trained_shift_flip,--preset trained --epochs 4 --alpha 0 --detectors msp --no-tune --augment shift \
-	  --hflip,figures/recipe_runs/selection)
+	$(call recipe_run,trained_noaug,--preset trained --optimizer adamw --epochs 4 --alpha 0 --detectors msp --no-tune \
+	  --augment none --no-hflip,figures/recipe_runs/selection)
+	$(call recipe_run,trained_shift_flip,--preset trained --optimizer adamw --epochs 4 --alpha 0 --detectors msp --no-tune \
+	  --augment shift --hflip,figures/recipe_runs/selection)
 
-# The trained preset's networks on objects in scenes (fp32 under AVX2): vanilla and SSOD, and the vanilla network
-# trained twice as long, its plateau (records in figures/recipe_runs/).
+# The trained preset's first networks on objects in scenes, with AdamW (fp32 under AVX2): vanilla and SSOD, and the
+# vanilla network trained twice as long, its plateau (records in figures/recipe_runs/; recipe-muon makes them with Muon).
 trained: data
-	$(call recipe_run,trained_ce,--preset trained --alpha 0 --detectors msp --no-tune,figures/recipe_runs)
-	$(call recipe_run,trained_ssod,--preset trained --alpha 1.5 --detectors msp$(comma)ssod --no-tune,figures/recipe_runs)
-	$(call recipe_run,plateau_ce,--preset trained --alpha 0 --epochs 10 --detectors msp --no-tune,figures/recipe_runs)
+	$(call recipe_run,trained_ce,--preset trained --optimizer adamw --alpha 0 --detectors msp --no-tune,figures/recipe_runs)
+	$(call recipe_run,trained_ssod,--preset trained --optimizer adamw --alpha 1.5 --detectors msp$(comma)ssod --no-tune,\
+	  figures/recipe_runs)
+	$(call recipe_run,plateau_ce,--preset trained --optimizer adamw --alpha 0 --epochs 10 --detectors msp --no-tune,figures/recipe_runs)
 	$(BIN)/python -m ssod.results figures/recipe_runs/trained_ce figures/recipe_runs/trained_ssod figures/recipe_runs/plateau_ce
 
 # Every table and figure notebook at the trained preset (a classifier near its plateau; REPRO_PRESET=adamw_cosine gives
