@@ -13,7 +13,7 @@ CORES := $(shell nproc 2>/dev/null || echo 1)
 NB_WORKERS ?= $(shell n=$(CORES); echo $$(( n < 2 ? 1 : 2 )))
 NB_THREADS := $(shell echo $$(( $(CORES) / $(NB_WORKERS) > 0 ? $(CORES) / $(NB_WORKERS) : 1 )))
 
-.PHONY: install data data-study demo demo-fmnist recipe recipe-batch recipe-wd recipe-ls recipe-muon compile-step trained study study-budget study-selection study-plateau reproduce baselines docs site test test-slow nbtest pytest sync-check clean-runs
+.PHONY: install data data-study demo demo-fmnist recipe recipe-batch recipe-wd recipe-ls recipe-muon recipe-presets compile-step trained study study-budget study-selection study-plateau reproduce baselines docs site test test-slow nbtest pytest sync-check clean-runs
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -195,6 +195,12 @@ recipe: data
 	  --augment none --no-hflip,figures/recipe_runs/selection)
 	$(call recipe_run,trained_shift_flip,--preset trained --optimizer adamw --epochs 4 --alpha 0 --detectors msp --no-tune \
 	  --augment shift --hflip,figures/recipe_runs/selection)
+
+# The two presets as the tables and the demo train them (Muon), against the first offline recipe, in one run on one CPU
+# (fp32 under AVX2): figures/time_to_accuracy_presets.*
+recipe-presets: data
+	$(BIN)/python benchmarks/time_to_accuracy.py --isa avx2 --every 60 --out figures/time_to_accuracy_presets \
+	  --recipes "adamw_cosine,demo,trained"
 
 # The trained preset's first networks on objects in scenes, with AdamW (fp32 under AVX2): vanilla and SSOD, and the
 # vanilla network trained twice as long, its plateau (records in figures/recipe_runs/; recipe-muon makes them with Muon).
