@@ -244,16 +244,15 @@ reproduce: data
 	done
 	@ls $(REPRO_FIGURES)
 
+# Table 2 on objects in scenes as the trained preset first made it, with AdamW alone, from the archived records
+# (figures/adamw/; the main table's networks train with Muon)
+table2-adamw:
+	$(MAKE) reproduce REPRO_BENCHMARKS=fmnist_scenes REPRO_NBS= REPRO_FIGURES=figures/adamw \
+	  REPRO_OVERRIDES='{"precision": "fp32", "optimizer": "adamw"}'
+
 # Every method (post-hoc baselines, SSOD, GODIN, SupCon, SSOD+SupCon, CSI, MOS), same budget, one table; seed 0 of
 # make reproduce's networks (shared through runs/store, fp32), so after it this trains nothing.
 BASELINES_BENCHMARK ?= fmnist_scenes
-# Table 2 on objects in scenes as the trained preset first made it, with AdamW alone, from the archived records
-# (figures/adamw/; the main table's networks train with Muon)
-table2-adamw: data
-	@mkdir -p runs/reproduce figures/adamw
-	$(PAPERMILL) nbs/table2_cifar10.ipynb runs/reproduce/table2_adamw.ipynb -p benchmark fmnist_scenes -p preset trained \
-	  -y "seeds: $(REPRO_SEEDS)" -p overrides '{"precision": "fp32", "optimizer": "adamw"}' -p figures_dir figures/adamw
-
 baselines: data
 	@mkdir -p runs/reproduce $(REPRO_FIGURES)
 	time $(PAPERMILL) nbs/baselines.ipynb runs/reproduce/baselines.ipynb -p benchmark $(BASELINES_BENCHMARK) -p preset $(REPRO_PRESET) \

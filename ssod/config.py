@@ -241,8 +241,9 @@ _ADAMW_COSINE_BUDGET = dict(limit_train=12_000, limit_tune=500, limit_eval=1000)
 # on objects in scenes no RandomResizedCrop (its crops cut the object out of a 56-px scene), chosen on ID validation
 # accuracy and the sampler-vs-mask diagnostic (notebook 05), never on test OOD data
 _SCENES_ADAMW_COSINE = dict(augment="none", batch_size=64, **_ADAMW_COSINE_BUDGET)
-# Muon on the hidden convolutions (notebook 05a): more ID accuracy than AdamW after the demo's epoch (vanilla and SSOD
-# networks) and after the trained preset's 5 epochs, at a slower step (make recipe-muon, figures/optimizer.md)
+# Muon on the hidden convolutions (notebook 05a): more ID validation accuracy than AdamW after the demo's epoch (vanilla
+# and SSOD networks) and after the trained preset's 5 epochs, at a slower step (make recipe-muon: figures/optimizer.md,
+# figures/recipe_runs/selection/trained_muon)
 _SCENES_OFFLINE = dict(arch="small_resnet_s2", augment="none", optimizer="muon")
 # the demo's one epoch on objects in scenes in batches of 32: 2.7 points more ID validation accuracy than batches of
 # 128 on two seeds, at about the same images/s (2-core AMD EPYC Zen 1, fp32; make recipe-batch); evaluation stays at 128
