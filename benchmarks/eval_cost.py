@@ -23,7 +23,7 @@ from ssod.tuning import detector_class, detector_names  # noqa: E402
 from ssod.model import build_model  # noqa: E402
 from ssod.results import evaluate_model  # noqa: E402
 from ssod.runtime import device_name, resolve_device  # noqa: E402
-from ssod.checkpoints import model_from_checkpoint, resolve_checkpoint  # noqa: E402
+from ssod.checkpoints import CheckpointError, model_from_checkpoint, resolve_checkpoint  # noqa: E402
 from ssod.inference import eval_transform, predict  # noqa: E402
 
 NO_GRAD = ["msp", "odin", "energy", "mahalanobis", "knn", "react", "ssod", "ssod_posterior"]
@@ -43,9 +43,15 @@ def main():
     p.add_argument("--skip", default="", help="comma-separated detectors to leave out, e.g. knn")
     a = p.parse_args()
 
-    bench, device = get_benchmark(a.benchmark), resolve_device(a.device)
+    try:
+        bench, device = get_benchmark(a.benchmark), resolve_device(a.device)
+    except ValueError as e:
+        p.error(str(e))
     if a.checkpoint:
-        model, _ = model_from_checkpoint(resolve_checkpoint(a.checkpoint), device)
+        try:
+            model, _ = model_from_checkpoint(resolve_checkpoint(a.checkpoint), device)
+        except (FileNotFoundError, ValueError, CheckpointError) as e:   # the user's mistake, named
+            p.error(str(e))
     else:
         torch.manual_seed(0)
         model = build_model(a.arch, bench.num_classes, bench.in_channels).to(device).eval()

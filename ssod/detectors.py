@@ -31,7 +31,7 @@ class Detector:
     valid: dict = {}             # parameter -> (test, what it must be): checked before any work
     grid: dict = {}              # validation grid of those hyperparameters ({} = fixed defaults)
     grid_source: str = ""        # where the grid comes from, and why
-    shared_hyperparameter: str | None = None  # one computation scores every value of it (`score_grid`)
+    shared_hyperparameter: str | tuple | None = None  # one computation scores all its values (or names') (`score_grid`)
     tunes_on_ood: bool = True    # tuning maximises AUROC against validation OOD data; False: `id_selection_score` alone
     group: str = "posthoc"       # posthoc | ssod | method: which networks default to it
     order: int = 100             # row order in tables

@@ -4,6 +4,8 @@
 
 # %% ../nbs/07a_preprocessing.ipynb #23fe0d39
 from __future__ import annotations
+import copy
+
 import numpy as np
 import torch
 
@@ -13,7 +15,7 @@ from .inference import eval_batches
 from .detectors import Detector
 
 # %% auto #0
-__all__ = ['input_std', 'perturbed_outputs', 'InputDetector', 'ODIN', 'Mahalanobis']
+__all__ = ['input_std', 'perturbed_grid', 'perturbed_outputs', 'InputDetector', 'ODIN', 'Mahalanobis']
 
 # %% ../nbs/07a_preprocessing.ipynb #a2b849ee
 def input_std(model, transform) -> tuple:
@@ -24,27 +26,38 @@ def input_std(model, transform) -> tuple:
                          "as ssod.adapt.Classifier(model, head, std=...) or pass ssod's BatchTransform")
     return tuple(std)
 
+def perturbed_grid(model, ds, transform: BatchTransform | None, steps: dict, batch_size: int = 256,
+                   device="cpu") -> dict:
+    """{(objective, eps): Outputs on inputs moved one step of size eps (pixel units) up the gradient of `objective`}
+    for `steps` = {objective(NetOutput) -> (B,): [eps, ...]}. Per batch one forward pass, one gradient per objective
+    and one forward pass per step. Always in the model's own dtype (fp32), never autocast: eps / std is about the size
+    of bf16 rounding."""
+    device = torch.device(device)
+    std = torch.tensor(input_std(model, transform), device=device, dtype=next(model.parameters()).dtype).view(1, -1, 1, 1)
+    objectives = list(steps)
+    parts = {(f, e): [] for f in objectives for e in steps[f]}
+    for x, y in eval_batches(model, ds, transform, batch_size, device):
+        x = x.clone().requires_grad_(True)
+        out = model(x)
+        signs = [torch.autograd.grad(f(out).float().sum(), x, retain_graph=i < len(objectives) - 1)[0].sign()
+                 for i, f in enumerate(objectives)]
+        del out   # the graph is freed before the steps' passes
+        for f, sign in zip(objectives, signs):
+            for e in steps[f]:
+                with torch.no_grad():
+                    o = model(x + e / std * sign)
+                parts[f, e].append(Outputs(o.logits.float().cpu(), o.features.float().cpu(),
+                                           None if o.id_logit is None else o.id_logit.float().cpu(),
+                                           None if y is None else y.cpu()))
+    return {k: Outputs.cat(p) for k, p in parts.items()}
+
 def perturbed_outputs(model, ds, transform: BatchTransform | None, objective, eps, batch_size: int = 256,
                       device="cpu"):
     """Outputs on inputs moved one step of size eps (pixel units) up the gradient of `objective(NetOutput) -> (B,)`.
-    `eps` a list: one gradient per batch serves every step size, and a list of Outputs comes back (tuning uses it).
-    Always in the model's own dtype (fp32), never autocast: eps / std is about the size of bf16 rounding."""
+    `eps` a list: one gradient per batch serves every step size, and a list of Outputs comes back."""
     eps_list = [eps] if np.isscalar(eps) else list(eps)
-    device = torch.device(device)
-    std = torch.tensor(input_std(model, transform), device=device, dtype=next(model.parameters()).dtype).view(1, -1, 1, 1)
-    parts = [[] for _ in eps_list]
-    for x, y in eval_batches(model, ds, transform, batch_size, device):
-        x = x.clone().requires_grad_(True)
-        obj = objective(model(x))
-        (grad,) = torch.autograd.grad(obj.float().sum(), x)
-        sign = grad.sign()
-        for e, part in zip(eps_list, parts):
-            with torch.no_grad():
-                o = model(x + e / std * sign)
-            part.append(Outputs(o.logits.float().cpu(), o.features.float().cpu(),
-                                None if o.id_logit is None else o.id_logit.float().cpu(), None if y is None else y.cpu()))
-    outs = [Outputs.cat(part) for part in parts]
-    return outs[0] if np.isscalar(eps) else outs
+    outs = perturbed_grid(model, ds, transform, {objective: eps_list}, batch_size, device)
+    return outs[objective, eps] if np.isscalar(eps) else [outs[objective, e] for e in eps_list]
 
 class InputDetector(Detector):
     "A detector that, with eps > 0, scores pre-processed inputs (needs the model and the images)."
@@ -63,17 +76,33 @@ class InputDetector(Detector):
     shared_hyperparameter = "eps"
 
     def score_grid(self, key, values, outputs, **inputs) -> dict:
-        "eps <= 0 from the cached `outputs`; every eps > 0 from one gradient pass over `inputs['images']`."
-        if key != "eps":
-            return super().score_grid(key, values, outputs, **inputs)
-        out = {e: self.score(outputs) for e in values if e <= 0}
-        positive = [e for e in values if e > 0]
-        if positive:
+        """{value: scores} for every value of `key`, a hyperparameter or a tuple of them (each value then a tuple):
+        eps <= 0 from the cached `outputs`, every eps > 0 from one pass over `inputs['images']` (`perturbed_grid`),
+        settings that differ in eps alone sharing one gradient."""
+        names = (key,) if isinstance(key, str) else tuple(key)
+        dets = {v: copy.copy(self) for v in values}
+        for v, d in dets.items():
+            for n, x in zip(names, v if len(names) > 1 else (v,)):
+                setattr(d, n, x)
+        out = {v: d.score(outputs) for v, d in dets.items() if d.eps <= 0}
+        moved = {v: d for v, d in dets.items() if d.eps > 0}
+        if moved:
             if inputs.get("images") is None:
                 raise ValueError(f"scoring {self.name} with eps > 0 needs the images and the model (`inputs`)")
-            out.update(self.score_inputs_eps(inputs["model"], inputs["images"], inputs["transform"], positive,
-                                             inputs.get("device", "cpu"), batch_size=inputs.get("batch_size", 256)))
-        return {e: out[e] for e in values}
+            objective = {}   # one per setting of the other hyperparameters
+            for d in moved.values():
+                objective.setdefault(d.params_but_eps(), d.objective)
+            steps = {}
+            for d in moved.values():
+                steps.setdefault(objective[d.params_but_eps()], []).append(d.eps)
+            outs = perturbed_grid(inputs["model"], inputs["images"], inputs["transform"], steps,
+                                  inputs.get("batch_size", 256), inputs.get("device", "cpu"))
+            out.update({v: d.score(outs[objective[d.params_but_eps()], d.eps]) for v, d in moved.items()})
+        return {v: out[v] for v in values}
+
+    def params_but_eps(self) -> tuple:
+        "The hyperparameters the gradient depends on."
+        return tuple((k, v) for k, v in self.params().items() if k != "eps")
 
     def score_inputs_eps(self, model, ds, transform, eps_list, device="cpu", precision="fp32", batch_size=256) -> dict:
         "{eps: scores} for several step sizes from one gradient pass; `precision` is ignored (perturbation runs in fp32)."
@@ -84,6 +113,7 @@ class InputDetector(Detector):
 class ODIN(InputDetector):
     "ODIN (Liang et al. 2018): max softmax(f(x~)/T) with x~ = x - eps sign(-grad_x log S_y(x; T))."
     name, hyperparameters, order = "odin", ("T", "eps"), 1
+    shared_hyperparameter = ("T", "eps")   # tuning: one forward pass per batch serves every T, one gradient every eps
     valid = {"T": (lambda v: v > 0, "> 0"), "eps": (lambda v: v >= 0, ">= 0")}
     grid = {"T": [1, 10, 100, 1000], "eps": [0.0, 0.0014, 0.005]}
     grid_source = ("T: OpenOOD v1.5's sweep; eps: 0 (no pre-processing), 0.0014 (ODIN's and OpenOOD's default) and a "

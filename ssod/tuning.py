@@ -59,21 +59,26 @@ def tune(name: str, model, val_id: Outputs, val_ood: Outputs, train: Outputs | N
     if not grid:
         return {}, {}
     keys, inputs = list(grid), inputs or {}
-    shared = cls.shared_hyperparameter if cls.shared_hyperparameter in grid else None
-    rest = [k for k in keys if k != shared]
-    values_shared = grid[shared] if shared else [None]
+    declared = cls.shared_hyperparameter
+    shared = [k for k in ((declared,) if isinstance(declared, str) else declared or ()) if k in grid]
+    rest = [k for k in keys if k not in shared]
+    # score_grid takes one name and its values, or a tuple of names and their combinations
+    key = shared[0] if len(shared) == 1 else tuple(shared)
+    values_shared = (grid[key] if len(shared) == 1 else list(itertools.product(*(grid[k] for k in shared)))
+                     if shared else [None])
     kw = {k: v for k, v in inputs.items() if k not in ("val_id_set", "val_ood_set")}
     scores = {}
     for values in itertools.product(*(grid[k] for k in rest)):  # the other values fix (and fit) one detector
         det = cls.build(model, **dict(zip(rest, values)))
         if det.needs_fit:
             det.fit(train)
-        side = lambda outs, images: (det.score_grid(shared, values_shared, outs, images=images, **kw) if shared
+        side = lambda outs, images: (det.score_grid(key, values_shared, outs, images=images, **kw) if shared
                                      else {None: det.score(outs)})
         s_id = side(val_id, inputs.get("val_id_set"))
         s_ood = side(val_ood, inputs.get("val_ood_set")) if det.tunes_on_ood else None
         for v in values_shared:
-            key = tuple((k, v if k == shared else values[rest.index(k)]) for k in keys)
-            scores[key] = 100 * auroc(s_id[v], s_ood[v]) if det.tunes_on_ood else det.id_selection_score(s_id[v])
+            chosen = {**dict(zip(rest, values)), **dict(zip(shared, v if len(shared) > 1 else (v,)))}
+            setting = tuple((k, chosen[k]) for k in keys)
+            scores[setting] = 100 * auroc(s_id[v], s_ood[v]) if det.tunes_on_ood else det.id_selection_score(s_id[v])
     best = max(scores, key=scores.get)
-    return dict(best), {", ".join(f"{k}={v}" for k, v in key): round(a, 4) for key, a in scores.items()}
+    return dict(best), {", ".join(f"{k}={v}" for k, v in s): round(a, 4) for s, a in scores.items()}

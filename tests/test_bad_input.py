@@ -60,7 +60,7 @@ def test_corrupted_checkpoint(tmp_path, data_root):
 ENTRY_POINTS = [["ssod-train"], ["-m", "ssod.experiment"], ["-m", "ssod.results"], ["-m", "ssod.openood"],
                 ["-m", "data_scripts.prepare"],
                 *([f"benchmarks/{name}.py"] for name in ("time_to_accuracy", "step_overhead", "eval_cost", "gpu_check",
-                                                         "throughput")),
+                                                         "throughput", "input_grid")),
                 ["docs/quoted.py"]]
 
 
@@ -104,6 +104,8 @@ def test_one_spelling_for_every_flag(args, key, value):
     (["-m", "ssod.experiment", "--arch", "torchvision:maxvit_t", "--benchmark", "fmnist"],
      "has no global average pool"),
     (["benchmarks/time_to_accuracy.py", "--recipes", "demo[lr]"], "lr has no value"),
+    (["benchmarks/input_grid.py", "--checkpoint", "runs/no_such_run"], "runs/no_such_run"),
+    (["benchmarks/eval_cost.py", "--benchmark", "no_such_benchmark"], "unknown benchmark 'no_such_benchmark'"),
 ])
 def test_user_mistakes_exit_2_without_a_traceback(args, message, repo_root, tmp_path):
     out = ["--out_dir", str(tmp_path / "x")] if "ssod.experiment" in args else []
