@@ -34,6 +34,7 @@ def perturbed_grid(model, ds, transform: BatchTransform | None, steps: dict, bat
     of bf16 rounding."""
     device = torch.device(device)
     std = torch.tensor(input_std(model, transform), device=device, dtype=next(model.parameters()).dtype).view(1, -1, 1, 1)
+    steps = {f: list(dict.fromkeys(eps)) for f, eps in steps.items()}   # a step size named twice is one pass
     objectives = list(steps)
     parts = {(f, e): [] for f in objectives for e in steps[f]}
     for x, y in eval_batches(model, ds, transform, batch_size, device):
