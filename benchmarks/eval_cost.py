@@ -17,13 +17,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import network_from_args  # noqa: E402
 from ssod.data import load_dataset  # noqa: E402
-from ssod.benchmarks import get_benchmark, load_val_ood  # noqa: E402
+from ssod.benchmarks import load_val_ood  # noqa: E402
 from ssod.tuning import detector_class, detector_names  # noqa: E402
-from ssod.model import build_model  # noqa: E402
 from ssod.results import evaluate_model  # noqa: E402
-from ssod.runtime import device_name, resolve_device  # noqa: E402
-from ssod.checkpoints import CheckpointError, model_from_checkpoint, resolve_checkpoint  # noqa: E402
+from ssod.runtime import device_name  # noqa: E402
 from ssod.inference import eval_transform, predict  # noqa: E402
 
 NO_GRAD = ["msp", "odin", "energy", "mahalanobis", "knn", "react", "ssod", "ssod_posterior"]
@@ -43,18 +42,7 @@ def main():
     p.add_argument("--skip", default="", help="comma-separated detectors to leave out, e.g. knn")
     a = p.parse_args()
 
-    try:
-        bench, device = get_benchmark(a.benchmark), resolve_device(a.device)
-    except ValueError as e:
-        p.error(str(e))
-    if a.checkpoint:
-        try:
-            model, _ = model_from_checkpoint(resolve_checkpoint(a.checkpoint), device)
-        except (FileNotFoundError, ValueError, CheckpointError) as e:   # the user's mistake, named
-            p.error(str(e))
-    else:
-        torch.manual_seed(0)
-        model = build_model(a.arch, bench.num_classes, bench.in_channels).to(device).eval()
+    bench, device, model = network_from_args(p, a)
     if a.channels_last:
         model = model.to(memory_format=torch.channels_last)
     tf = eval_transform(bench)

@@ -17,13 +17,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ssod.benchmarks import get_benchmark, load_val_ood  # noqa: E402
-from ssod.checkpoints import CheckpointError, model_from_checkpoint, resolve_checkpoint  # noqa: E402
+from benchmarks.common import network_from_args  # noqa: E402
+from ssod.benchmarks import load_val_ood  # noqa: E402
 from ssod.data import load_dataset  # noqa: E402
 from ssod.inference import eval_transform, limit, predict  # noqa: E402
-from ssod.model import build_model  # noqa: E402
 from ssod.preprocessing import ODIN  # noqa: E402
-from ssod.runtime import device_name, resolve_device  # noqa: E402
+from ssod.runtime import device_name  # noqa: E402
 from ssod.tuning import tune  # noqa: E402
 
 
@@ -40,18 +39,7 @@ def main():
     if a.tune_images < 1 or a.repeats < 1 or a.batch_size < 1:
         p.error("--tune-images, --repeats and --batch-size must be >= 1")
 
-    try:
-        bench, device = get_benchmark(a.benchmark), resolve_device(a.device)
-    except ValueError as e:
-        p.error(str(e))
-    if a.checkpoint:
-        try:
-            model, _ = model_from_checkpoint(resolve_checkpoint(a.checkpoint), device)
-        except (FileNotFoundError, ValueError, CheckpointError) as e:   # the user's mistake, named
-            p.error(str(e))
-    else:
-        torch.manual_seed(0)
-        model = build_model(a.arch, bench.num_classes, bench.in_channels).to(device).eval()
+    bench, device, model = network_from_args(p, a)
     tf = eval_transform(bench)
     val_id = limit(load_dataset(bench.id_set, "val"), a.tune_images)
     val_ood = limit(load_val_ood(bench), a.tune_images)
