@@ -13,7 +13,7 @@ CORES := $(shell nproc 2>/dev/null || echo 1)
 NB_WORKERS ?= $(shell n=$(CORES); echo $$(( n < 2 ? 1 : 2 )))
 NB_THREADS := $(shell echo $$(( $(CORES) / $(NB_WORKERS) > 0 ? $(CORES) / $(NB_WORKERS) : 1 )))
 
-.PHONY: install data data-study demo demo-fmnist recipe recipe-batch recipe-wd recipe-ls recipe-muon recipe-plateau recipe-presets trained-time table2-adamw compile-step trained study study-budget study-selection study-plateau reproduce baselines docs site test test-slow nbtest pytest sync-check clean-runs
+.PHONY: install data data-study demo demo-fmnist recipe recipe-batch recipe-wd recipe-ls recipe-muon recipe-plateau recipe-presets trained-time step-isa table2-adamw compile-step trained study study-budget study-selection study-plateau reproduce baselines docs site test test-slow nbtest pytest sync-check clean-runs
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -123,6 +123,20 @@ compile-step:
 	  && mv figures/recipe_runs/compile_step.txt.part figures/recipe_runs/compile_step.txt \
 	  || { rm -f figures/recipe_runs/compile_step.txt.part; exit 1; }   # a failed run leaves the committed file as it was
 	@cat figures/recipe_runs/compile_step.txt
+
+# SSOD's step against the vanilla one with Muon, in the demo's batches of 32 and the tables' 128, natively and under
+# oneDNN's AVX2 kernels in fp32, and natively in bf16 where the CPU has it, into STEP_ISA_OUT (a markdown page):
+# make step-isa STEP_ISA_OUT=figures/step_overhead_family26.md
+STEP_ISA := benchmarks/step_overhead.py --arch small_resnet_s2 --size 56 --channels 1 --optimizer muon
+STEP_ISA_OUT ?= figures/step_overhead_isa.md
+step-isa:
+	@( echo "# SSOD's training step against the vanilla one with Muon, by kernels, precision and batch"; echo; \
+	  echo '```'; for run in "native fp32 32" "native fp32 128" "native bf16 32" "AVX2 fp32 32" "AVX2 fp32 128"; do \
+	  set -- $$run; echo "== kernels $$1: python $(STEP_ISA) --precision $$2 --batch $$3"; \
+	  if [ $$1 = AVX2 ]; then ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python $(STEP_ISA) --precision $$2 --batch $$3; \
+	  else $(BIN)/python $(STEP_ISA) --precision $$2 --batch $$3; fi || exit 1; done; echo '```' ) > $(STEP_ISA_OUT).part \
+	  && mv $(STEP_ISA_OUT).part $(STEP_ISA_OUT) || { rm -f $(STEP_ISA_OUT).part; exit 1; }
+	@cat $(STEP_ISA_OUT)
 
 # The demo's batch size on objects in scenes: one epoch of the vanilla network at batches of 128, 64, 32 and 16, two
 # learning rates, two seeds, and the trained preset's 5 epochs at batch 32; ID validation accuracy, fp32 natively
