@@ -13,7 +13,7 @@ CORES := $(shell nproc 2>/dev/null || echo 1)
 NB_WORKERS ?= $(shell n=$(CORES); echo $$(( n < 2 ? 1 : 2 )))
 NB_THREADS := $(shell echo $$(( $(CORES) / $(NB_WORKERS) > 0 ? $(CORES) / $(NB_WORKERS) : 1 )))
 
-.PHONY: install data data-study demo demo-fmnist recipe recipe-batch recipe-wd recipe-ls recipe-muon recipe-plateau recipe-presets trained-time step-isa table2-adamw compile-step trained study study-budget study-selection study-plateau reproduce baselines docs site test test-slow nbtest pytest sync-check clean-runs
+.PHONY: install data data-study demo demo-fmnist recipe recipe-batch recipe-wd recipe-ls recipe-muon recipe-plateau recipe-presets recipe-demo-lr trained-time step-isa table2-adamw compile-step trained study study-budget study-selection study-plateau reproduce baselines docs site test test-slow nbtest pytest sync-check clean-runs
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -202,6 +202,13 @@ PLATEAU_MUON := --preset trained --optimizer muon --alpha 0 --detectors msp --no
 recipe-plateau: data
 	$(call recipe_run,plateau_muon_s1,$(PLATEAU_MUON) --seed 1,figures/recipe_runs/selection)
 	$(call recipe_run,plateau_muon_s2,$(PLATEAU_MUON) --seed 2,figures/recipe_runs/selection)
+
+# The demo's learning rate with Muon (chosen with AdamW, recipe-batch): 5e-3, 1e-2 (the preset's) and 2e-2 after its one
+# epoch, the vanilla and the SSOD network, ID validation accuracy, fp32 natively (DEMO_LR_OUT: .json, .md and .png)
+DEMO_LR_OUT ?= figures/demo_lr
+recipe-demo-lr: data
+	$(EPOCH_TTA) $(DEMO_LR_OUT) --recipes "demo,demo[lr=0.005],demo[lr=0.02],demo[alpha=1.5],demo[alpha=1.5,lr=0.005],\
+	    demo[alpha=1.5,lr=0.02]"
 
 recipe: data
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa avx2 \
