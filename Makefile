@@ -129,23 +129,23 @@ compile-step:
 # make step-isa STEP_ISA_OUT=figures/step_overhead_family26.md
 STEP_ISA := benchmarks/step_overhead.py --arch small_resnet_s2 --size 56 --channels 1 --optimizer muon
 STEP_ISA_OUT ?= figures/step_overhead_isa.md
+STEP_ISA_RUNS := for run in "native fp32 32" "native fp32 128" "native bf16 32" "AVX2 fp32 32" "AVX2 fp32 128"; do \
+  set -- $$run; echo "== kernels $$1: python $(STEP_ISA) --precision $$2 --batch $$3"; \
+  if [ $$1 = AVX2 ]; then export ONEDNN_MAX_CPU_ISA=AVX2; else unset ONEDNN_MAX_CPU_ISA; fi; \
+  $(BIN)/python $(STEP_ISA) --precision $$2 --batch $$3 || exit 1; done
 step-isa:
-	@( echo "# SSOD's training step against the vanilla one with Muon, by kernels, precision and batch"; echo; \
-	  echo '```'; for run in "native fp32 32" "native fp32 128" "native bf16 32" "AVX2 fp32 32" "AVX2 fp32 128"; do \
-	  set -- $$run; echo "== kernels $$1: python $(STEP_ISA) --precision $$2 --batch $$3"; \
-	  if [ $$1 = AVX2 ]; then ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python $(STEP_ISA) --precision $$2 --batch $$3; \
-	  else $(BIN)/python $(STEP_ISA) --precision $$2 --batch $$3; fi || exit 1; done; echo '```' ) > $(STEP_ISA_OUT).part \
-	  && mv $(STEP_ISA_OUT).part $(STEP_ISA_OUT) || { rm -f $(STEP_ISA_OUT).part; exit 1; }
-	@cat $(STEP_ISA_OUT)
+	$(call step_md,SSOD's training step against the vanilla one with Muon$(comma) by kernels$(comma) precision and batch,\
+	  $(STEP_ISA_RUNS),$(STEP_ISA_OUT))
 
 # The demo's batch size on objects in scenes: one epoch of the vanilla network at batches of 128, 64, 32 and 16, two
 # learning rates, two seeds, and the trained preset's 5 epochs at batch 32; ID validation accuracy, fp32 natively
 # (figures/batch_size.*); and the SSOD step against the vanilla one at batch 32 (figures/step_overhead_batch32.md).
 # This target and the next two measured the demo preset when it trained with AdamW: each recipe names it.
 STEP_BATCH32 := benchmarks/step_overhead.py --arch small_resnet_s2 --size 56 --channels 1 --batch 32 --precision fp32
-# $(call step_md,TITLE,STEP ARGUMENTS,FILE): a step_overhead.py table in FILE (a markdown page), written whole or not at all
+# $(call step_md,TITLE,COMMAND,FILE): what COMMAND (step_overhead.py runs) prints, in FILE (a markdown page), written
+# whole or not at all
 define step_md
-@( echo "# $(1)"; echo; echo '```'; $(BIN)/python $(2) || exit 1; echo '```' ) > $(strip $(3)).part \
+@( echo "# $(1)"; echo; echo '```'; $(2) || exit 1; echo '```' ) > $(strip $(3)).part \
   && mv $(strip $(3)).part $(strip $(3)) || { rm -f $(strip $(3)).part; exit 1; }
 @cat $(strip $(3))
 endef
@@ -161,7 +161,7 @@ recipe-batch: data
 	  --recipes "demo[optimizer=adamw,batch_size=32,seed=1],demo[optimizer=adamw,batch_size=16],\
 	    demo[optimizer=adamw,batch_size=16,lr=0.005]"
 	$(BATCH_TTA) --every 150 --append --recipes "trained[optimizer=adamw,batch_size=32]"
-	$(call step_md,SSOD's training step against the vanilla one in the demo's batches of 32,$(STEP_BATCH32),\
+	$(call step_md,SSOD's training step against the vanilla one in the demo's batches of 32,$(BIN)/python $(STEP_BATCH32),\
 	  figures/step_overhead_batch32.md)
 
 # One setting of the recipe after the demo's one epoch (ID validation accuracy, fp32 natively), its table named next:
@@ -189,7 +189,7 @@ recipe-ls: data
 recipe-muon: data
 	$(EPOCH_TTA) figures/optimizer --recipes "demo[optimizer=adamw],demo,demo[seed=1],demo[alpha=1.5]"
 	$(call step_md,SSOD's training step against the vanilla one with Muon in the demo's batches of 32,\
-	  $(STEP_BATCH32) --optimizer muon,figures/step_overhead_muon.md)
+	  $(BIN)/python $(STEP_BATCH32) --optimizer muon,figures/step_overhead_muon.md)
 	$(call recipe_run,trained_muon,--preset trained --optimizer muon --alpha 0 --detectors msp --no-tune,\
 	  figures/recipe_runs/selection)
 	$(call recipe_run,plateau_muon,--preset trained --optimizer muon --alpha 0 --detectors msp --no-tune --epochs 10,\

@@ -90,15 +90,12 @@ class InputDetector(Detector):
         if moved:
             if inputs.get("images") is None:
                 raise ValueError(f"scoring {self.name} with eps > 0 needs the images and the model (`inputs`)")
-            objective = {}   # one per setting of the other hyperparameters
+            gradients = {}   # the other hyperparameters' setting -> (its objective, its step sizes)
             for d in moved.values():
-                objective.setdefault(d.params_but_eps(), d.objective)
-            steps = {}
-            for d in moved.values():
-                steps.setdefault(objective[d.params_but_eps()], []).append(d.eps)
-            outs = perturbed_grid(inputs["model"], inputs["images"], inputs["transform"], steps,
+                gradients.setdefault(d.params_but_eps(), (d.objective, []))[1].append(d.eps)
+            outs = perturbed_grid(inputs["model"], inputs["images"], inputs["transform"], dict(gradients.values()),
                                   inputs.get("batch_size", 256), inputs.get("device", "cpu"))
-            out.update({v: d.score(outs[objective[d.params_but_eps()], d.eps]) for v, d in moved.items()})
+            out.update({v: d.score(outs[gradients[d.params_but_eps()][0], d.eps]) for v, d in moved.items()})
         return {v: out[v] for v in values}
 
     def params_but_eps(self) -> tuple:
