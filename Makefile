@@ -13,7 +13,10 @@ CORES := $(shell nproc 2>/dev/null || echo 1)
 NB_WORKERS ?= $(shell n=$(CORES); echo $$(( n < 2 ? 1 : 2 )))
 NB_THREADS := $(shell echo $$(( $(CORES) / $(NB_WORKERS) > 0 ? $(CORES) / $(NB_WORKERS) : 1 )))
 
-.PHONY: install data data-study demo demo-fmnist recipe recipe-batch recipe-wd recipe-ls recipe-muon recipe-plateau recipe-presets recipe-demo-lr trained-time step-isa table2-adamw compile-step trained study study-budget study-selection study-plateau reproduce baselines docs site test test-slow nbtest pytest sync-check clean-runs
+.PHONY: install data data-study demo demo-fmnist recipe recipe-batch recipe-wd recipe-ls recipe-muon \
+        recipe-plateau recipe-presets recipe-demo-lr table6-lr trained-time step-isa table2-adamw \
+        compile-step trained study study-budget study-selection study-plateau reproduce baselines docs site \
+        test test-slow nbtest pytest sync-check clean-runs
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,8 +54,10 @@ demo: data
 DEMO_FMNIST_BUDGET ?= -p benchmark fmnist
 demo-fmnist: data
 	@mkdir -p $(DEMO_DIR)_fmnist
-	time $(PAPERMILL) nbs/train.ipynb $(DEMO_DIR)_fmnist/ce.ipynb -p alpha 0 $(DEMO_FMNIST_BUDGET) -p out_dir $(DEMO_DIR)_fmnist/ce
-	time $(PAPERMILL) nbs/train.ipynb $(DEMO_DIR)_fmnist/ssod.ipynb -p alpha 1.5 $(DEMO_FMNIST_BUDGET) -p out_dir $(DEMO_DIR)_fmnist/ssod
+	time $(PAPERMILL) nbs/train.ipynb $(DEMO_DIR)_fmnist/ce.ipynb -p alpha 0 $(DEMO_FMNIST_BUDGET) \
+	  -p out_dir $(DEMO_DIR)_fmnist/ce
+	time $(PAPERMILL) nbs/train.ipynb $(DEMO_DIR)_fmnist/ssod.ipynb -p alpha 1.5 $(DEMO_FMNIST_BUDGET) \
+	  -p out_dir $(DEMO_DIR)_fmnist/ssod
 	$(BIN)/python -m ssod.results $(DEMO_DIR)_fmnist/ce $(DEMO_DIR)_fmnist/ssod
 
 # The mechanism study (nbs/study_mechanism.ipynb): objects in shared scenes at background-class correlation rho 0 and
@@ -113,16 +118,21 @@ $(RECIPE_TRAIN) $(2) --out-dir runs/recipe/$(strip $(1))
 @mkdir -p $(strip $(3))/$(strip $(1)) && cp runs/recipe/$(strip $(1))/record.json $(strip $(3))/$(strip $(1))/
 endef
 comma := ,
+# $(call write_whole,COMMAND,FILE): what COMMAND prints, in FILE, written whole or not at all (a failed run leaves the
+# committed file as it was)
+define write_whole
+@( $(1) ) > $(strip $(2)).part && mv $(strip $(2)).part $(strip $(2)) || { rm -f $(strip $(2)).part; exit 1; }
+@cat $(strip $(2))
+endef
 # torch.compile on the CPU: the offline recipe's CE and SSOD training steps, eager and compiled, natively and under
 # oneDNN's AVX2 kernels (as on a CPU without native bf16), fp32; the output is figures/recipe_runs/compile_step.txt.
 COMPILE_STEP := benchmarks/step_overhead.py --arch small_resnet_s2 --size 56 --channels 1 --batch 128 --precision fp32
+COMPILE_STEP_RUNS := lscpu | grep -m1 'Model name'; for isa in native AVX2; do for c in 0 1; do \
+  echo "== kernels $$isa$(comma) compile $$c"; \
+  if [ $$isa = AVX2 ]; then ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python $(COMPILE_STEP) --compile $$c; \
+  else $(BIN)/python $(COMPILE_STEP) --compile $$c; fi || exit 1; done; done
 compile-step:
-	@( lscpu | grep -m1 'Model name'; for isa in native AVX2; do for c in 0 1; do echo "== kernels $$isa, compile $$c"; \
-	  if [ $$isa = AVX2 ]; then ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python $(COMPILE_STEP) --compile $$c; \
-	  else $(BIN)/python $(COMPILE_STEP) --compile $$c; fi || exit 1; done; done ) > figures/recipe_runs/compile_step.txt.part \
-	  && mv figures/recipe_runs/compile_step.txt.part figures/recipe_runs/compile_step.txt \
-	  || { rm -f figures/recipe_runs/compile_step.txt.part; exit 1; }   # a failed run leaves the committed file as it was
-	@cat figures/recipe_runs/compile_step.txt
+	$(call write_whole,$(COMPILE_STEP_RUNS),figures/recipe_runs/compile_step.txt)
 
 # SSOD's step against the vanilla one with Muon, in the demo's batches of 32 and the tables' 128, natively and under
 # oneDNN's AVX2 kernels in fp32, and natively in bf16 where the CPU has it, into STEP_ISA_OUT (a markdown page):
@@ -142,13 +152,8 @@ step-isa:
 # (figures/batch_size.*); and the SSOD step against the vanilla one at batch 32 (figures/step_overhead_batch32.md).
 # This target and the next two measured the demo preset when it trained with AdamW: each recipe names it.
 STEP_BATCH32 := benchmarks/step_overhead.py --arch small_resnet_s2 --size 56 --channels 1 --batch 32 --precision fp32
-# $(call step_md,TITLE,COMMAND,FILE): what COMMAND (step_overhead.py runs) prints, in FILE (a markdown page), written
-# whole or not at all
-define step_md
-@( echo "# $(1)"; echo; echo '```'; $(2) || exit 1; echo '```' ) > $(strip $(3)).part \
-  && mv $(strip $(3)).part $(strip $(3)) || { rm -f $(strip $(3)).part; exit 1; }
-@cat $(strip $(3))
-endef
+# $(call step_md,TITLE,COMMAND,FILE): what COMMAND (step_overhead.py runs) prints, in FILE, a markdown page
+step_md = $(call write_whole,echo "# $(1)"; echo; echo '```'; $(2) || exit 1; echo '```',$(3))
 BATCH_TTA := $(BIN)/python benchmarks/time_to_accuracy.py --isa native --out figures/batch_size
 recipe-batch: data
 	$(BATCH_TTA) --every 60 \
@@ -210,6 +215,16 @@ recipe-demo-lr: data
 	$(EPOCH_TTA) $(DEMO_LR_OUT) --recipes "demo,demo[lr=0.005],demo[lr=0.02],demo[alpha=1.5],demo[alpha=1.5,lr=0.005],\
 	    demo[alpha=1.5,lr=0.02]"
 
+# Table 6's learning rate with AdamW in batches of 128 at 64 px, on RegNet-Y-800MF (the cheapest of its networks), ID
+# validation accuracy, fp32 natively: 1e-2 (the demo's), 3e-3 and 1e-3 after one epoch, then 3e-3 for three epochs
+TABLE6_LR_OUT ?= figures/table6_lr
+TABLE6_RECIPE := demo[arch=regnet_y_800mf,image_size=64,optimizer=adamw,batch_size=128
+table6-lr: data
+	$(EPOCH_TTA) $(TABLE6_LR_OUT) \
+	  --recipes "$(TABLE6_RECIPE),lr=0.01],$(TABLE6_RECIPE),lr=0.003],$(TABLE6_RECIPE),lr=0.001]"
+	$(BIN)/python benchmarks/time_to_accuracy.py --isa native --every 130 --out $(TABLE6_LR_OUT) --append \
+	  --recipes "$(TABLE6_RECIPE),lr=0.003,epochs=3]"
+
 recipe: data
 	$(BIN)/python benchmarks/time_to_accuracy.py --isa avx2 \
 	  --recipes "adamw_cosine,demo[optimizer=adamw,batch_size=128],\
@@ -265,10 +280,11 @@ REPRO_OVERRIDES ?= {"precision": "fp32"}
 REPRO_FIGURES ?= figures
 REPRO_NBS := table1_imagenet table3_textures table4_alpha table5_balance table6_architectures \
              fig2_tsne fig3_locality fig4_examples
-# Table 6's torchvision networks: the demo recipe with AdamW on every training image, 64 px, one epoch, in batches of 128
-# (as its committed records were made): the trained preset's 5 epochs of these networks would take hours on a 2-core CPU
-REPRO_TABLE6 ?= -p preset demo -p limit_train 0
-REPRO_TABLE6_OVERRIDES ?= {"precision": "fp32", "batch_size": 128, "optimizer": "adamw"}
+# Table 6's torchvision networks: the demo recipe with AdamW alone (Muon's Newton-Schulz steps on their wide layers slow
+# their CPU steps) at 3e-3 (make table6-lr), every training image at 64 px, three epochs in batches
+# of 128: the trained preset's five epochs of these networks would take hours on a 2-core CPU
+REPRO_TABLE6 ?= -p preset demo -p limit_train 0 -p epochs 3
+REPRO_TABLE6_OVERRIDES ?= {"precision": "fp32", "batch_size": 128, "optimizer": "adamw", "lr": 0.003}
 reproduce: data
 	@mkdir -p runs/reproduce $(REPRO_FIGURES)
 	@for b in $(REPRO_BENCHMARKS); do \
