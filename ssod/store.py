@@ -135,14 +135,12 @@ class ResultsStore:
         dest, out = Path(dest or self.archive), []
         for run in runs:
             src = self.folder(run) if isinstance(run, TrainConfig) else self.root / Path(run).name
-            for rec in [src / "record.json", *sorted((src / "eval").glob("*/record.json"))]:
-                if rec.exists():
-                    out.append(_copy_record(rec, dest / rec.relative_to(self.root), src))
+            out += [_copy_record(rec, dest / rec.relative_to(self.root), src) for rec in _run_records(src)]
         return out
 
     def adopt(self, cfg: TrainConfig, run_dir) -> Path:
         """Take a finished run made outside the store (`ssod-train --out-dir DIR`) as the run of `cfg`: its folder is
-        copied to the store's folder of `cfg`, whose record names it. Refused, before anything is copied, when the
+        copied to the store's folder of `cfg`, whose records name it. Refused, before anything is copied, when the
         run's settings are not those of `cfg` or the store has that run already."""
         from ssod.checkpoints import resume_diff
         run_dir, folder = Path(run_dir), self.folder(cfg)
@@ -155,9 +153,14 @@ class ResultsStore:
         part = folder.with_name(folder.name + ".part")
         shutil.rmtree(part, ignore_errors=True)
         shutil.copytree(run_dir, part, ignore=shutil.ignore_patterns(".lock", "previous"))
-        _copy_record(part / "record.json", part / "record.json", folder)
+        for rec in _run_records(part):
+            _copy_record(rec, rec, folder)
         part.rename(folder)     # whole or not at all
         return folder
+
+def _run_records(folder: Path) -> list:
+    "The training record of the run in `folder` and its evaluation records, those that exist."
+    return [p for p in [folder / "record.json", *sorted((folder / "eval").glob("*/record.json"))] if p.exists()]
 
 def _copy_record(src: Path, target: Path, run_folder: Path) -> Path:
     "The record at `src` written to `target`, its `config.out_dir` set to `run_folder` named from the checkout's root."
