@@ -127,10 +127,11 @@ endef
 # torch.compile on the CPU: the offline recipe's CE and SSOD training steps, eager and compiled, natively and under
 # oneDNN's AVX2 kernels (as on a CPU without native bf16), fp32; the output is figures/recipe_runs/compile_step.txt.
 COMPILE_STEP := benchmarks/step_overhead.py --arch small_resnet_s2 --size 56 --channels 1 --batch 128 --precision fp32
+# $(call kernels,ISA): a shell line that runs what follows on oneDNN's AVX2 kernels where ISA is AVX2, natively otherwise
+kernels = if [ $(1) = AVX2 ]; then export ONEDNN_MAX_CPU_ISA=AVX2; else unset ONEDNN_MAX_CPU_ISA; fi
 COMPILE_STEP_RUNS := lscpu | grep -m1 'Model name'; for isa in native AVX2; do for c in 0 1; do \
-  echo "== kernels $$isa$(comma) compile $$c"; \
-  if [ $$isa = AVX2 ]; then ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python $(COMPILE_STEP) --compile $$c; \
-  else $(BIN)/python $(COMPILE_STEP) --compile $$c; fi || exit 1; done; done
+  echo "== kernels $$isa$(comma) compile $$c"; $(call kernels,$$isa); \
+  $(BIN)/python $(COMPILE_STEP) --compile $$c || exit 1; done; done
 compile-step:
 	$(call write_whole,$(COMPILE_STEP_RUNS),figures/recipe_runs/compile_step.txt)
 
@@ -141,8 +142,7 @@ STEP_ISA := benchmarks/step_overhead.py --arch small_resnet_s2 --size 56 --chann
 STEP_ISA_OUT ?= figures/step_overhead_isa.md
 STEP_ISA_RUNS := for run in "native fp32 32" "native fp32 128" "native bf16 32" "AVX2 fp32 32" "AVX2 fp32 128"; do \
   set -- $$run; echo "== kernels $$1: python $(STEP_ISA) --precision $$2 --batch $$3"; \
-  if [ $$1 = AVX2 ]; then export ONEDNN_MAX_CPU_ISA=AVX2; else unset ONEDNN_MAX_CPU_ISA; fi; \
-  $(BIN)/python $(STEP_ISA) --precision $$2 --batch $$3 || exit 1; done
+  $(call kernels,$$1); $(BIN)/python $(STEP_ISA) --precision $$2 --batch $$3 || exit 1; done
 step-isa:
 	$(call step_md,SSOD's training step against the vanilla one with Muon$(comma) by kernels$(comma) precision and batch,\
 	  $(STEP_ISA_RUNS),$(STEP_ISA_OUT))
